@@ -1,0 +1,574 @@
+"""``Client``: the DMS for Kafka instance API over one synchronous httpx client.
+
+Reads (list, show) may be sent concurrently on a small thread pool; writes
+(batch actions, deletes) are sent one call at a time, in order, and never
+retried by this module: an action whose answer is lost is reported as
+``unknown`` for each of its instances, never sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from . import _api
+from ._credentials import Credentials
+from ._endpoints import endpoint_for_region, is_loopback, normalise_endpoint
+from ._errors import (
+    ActionOutcomeUnknown,
+    APIError,
+    ConfigError,
+    DMSError,
+    TransportError,
+)
+from ._frames import instances_frame, results_frame
+from ._signing import AKSKAuth, TokenAuth
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "dmsnb/0.1"
+_SWEEP_ATTEMPTS = 3
+
+
+class Client:
+    """A client for the Kafka instances of one project.
+
+    Give the endpoint (``endpoint="https://dms.eu-de.otc.t-systems.com"``) or a
+    region (``region="eu-de"``), the project id, and either an AK/SK pair
+    (``ak=..., sk=...``, plus ``security_token=...`` for temporary keys) or an
+    IAM token (``token=...``). ``api_version`` is ``"v2"`` (the default) or
+    ``"v1"`` (the v1.0 paths and names). ``simulator=True`` marks the endpoint
+    as a dmsnb simulator; a loopback endpoint is always shown as one.
+
+    Each read is one INFO line on the ``dmsnb`` logger (method, path, status,
+    milliseconds); headers, keys, tokens and signatures are never logged.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        project_id: str | None = None,
+        ak: str | None = None,
+        sk: str | None = None,
+        token: str | None = None,
+        security_token: str | None = None,
+        region: str | None = None,
+        api_version: str = "v2",
+        simulator: bool = False,
+        timeout: float = 30.0,
+        max_workers: int = 4,
+        credentials: Credentials | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if api_version not in _api.API_VERSIONS:
+            raise ValueError(f"api_version must be 'v2' or 'v1', not {api_version!r}")
+        if endpoint and region:
+            raise ConfigError("give endpoint=... or region=..., not both")
+        if not endpoint and not region:
+            raise ConfigError(
+                "no endpoint: pass region=... (e.g. 'eu-de', 'ap-southeast-1') "
+                "or endpoint=..."
+            )
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+
+        self.endpoint = normalise_endpoint(
+            endpoint if endpoint else endpoint_for_region(str(region))
+        )
+        self.region = region
+        self.api_version = api_version
+        self.max_workers = max_workers
+        self.credentials = credentials or Credentials(
+            project_id=project_id or "",
+            access_key=ak,
+            secret_key=sk,
+            security_token=security_token,
+            token=token,
+        )
+        self.project_id = self.credentials.project_id
+        self.is_simulator = simulator or is_loopback(self.endpoint)
+
+        self._http = httpx.Client(
+            base_url=self.endpoint,
+            auth=_auth_for(self.credentials),
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=max(10, max_workers * 2)),
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        endpoint: str | None = None,
+        *,
+        region: str | None = None,
+        project_id: str | None = None,
+        **options: Any,
+    ) -> Client:
+        """A client with the credentials of the official SDK's variables.
+
+        ``HUAWEICLOUD_SDK_AK``, ``HUAWEICLOUD_SDK_SK``,
+        ``HUAWEICLOUD_SDK_PROJECT_ID`` and, for temporary keys,
+        ``HUAWEICLOUD_SDK_SECURITY_TOKEN``.
+        """
+        credentials = Credentials.from_env(project_id=project_id)
+        return cls(endpoint, region=region, credentials=credentials, **options)
+
+    def __repr__(self) -> str:
+        where = "SIMULATOR " if self.is_simulator else ""
+        return (
+            f"<dmsnb.Client {where}endpoint={self.endpoint} "
+            f"project={self.project_id} auth={self.credentials.kind} "
+            f"api={self.api_version}>"
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reads -------------------------------------------------------------
+
+    def instances(
+        self,
+        *,
+        name: str | None = None,
+        exact_name: str | None = None,
+        status: str | None = None,
+        instance_id: str | None = None,
+        include_failed: bool = False,
+    ) -> pd.DataFrame:
+        """Every Kafka instance of the project, across all pages, as a frame.
+
+        ``name`` matches part of the name, ``exact_name`` the whole name;
+        ``status`` is one of the service's statuses (``RUNNING``, ``ERROR``
+        ...); ``include_failed=True`` adds the instances whose creation
+        failed. See :func:`dmsnb.instances_frame` for the columns and types.
+        """
+        filters = _list_filters(name, exact_name, status, instance_id, include_failed)
+        records = self._list_all(filters)
+        return instances_frame(records)
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        """One instance's record as the service sends it.
+
+        Raises :class:`dmsnb.NotFoundError` when it does not exist (any more).
+        """
+        if not _api.is_instance_id(instance_id):
+            raise ValueError(f"{instance_id!r} is not an instance id (a UUID)")
+        path = _api.instance_path(self.api_version, self.project_id, instance_id)
+        payload = self._read_json(self._send("GET", path))
+        if not isinstance(payload, dict):
+            raise TransportError(f"GET {path} answered a body that is not an object")
+        return payload
+
+    def _list_all(self, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        # A sweep is consistent when every page reports the same total and the
+        # distinct instances add up to it. A fleet that changes while it is
+        # being read can break that; such a sweep is read again.
+        records: list[dict[str, Any]] = []
+        for attempt in range(1, _SWEEP_ATTEMPTS + 1):
+            records, consistent = self._sweep(filters)
+            if consistent:
+                return records
+            logger.info("list changed while paging; reading again (%d)", attempt)
+        logger.warning(
+            "the instance list kept changing while it was read; "
+            "returning the %d instances seen in the last sweep",
+            len(records),
+        )
+        return records
+
+    def _sweep(self, filters: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        first = self._page(filters, 0)
+        offsets = range(_api.PAGE_LIMIT, first.total, _api.PAGE_LIMIT)
+        pages = [first]
+        if offsets:
+            workers = min(self.max_workers, len(offsets))
+            with ThreadPoolExecutor(workers, thread_name_prefix="dmsnb-page") as pool:
+                pages += list(pool.map(lambda o: self._page(filters, o), offsets))
+
+        seen: dict[str, dict[str, Any]] = {}
+        for page in pages:
+            for record in page.instances:
+                seen.setdefault(str(record.get("instance_id")), record)
+        totals = {page.total for page in pages}
+        consistent = totals == {first.total} and len(seen) == first.total
+        return list(seen.values()), consistent
+
+    def _page(self, filters: Mapping[str, Any], offset: int) -> _api.Page:
+        path = _api.instances_path(self.api_version, self.project_id)
+        params = _api.list_params(self.api_version, filters, offset, _api.PAGE_LIMIT)
+        response = self._send("GET", path, params=params)
+        try:
+            return _api.parse_page(self._read_json(response))
+        except ValueError as error:
+            raise TransportError(f"GET {path}: {error}") from error
+
+    # -- actions -----------------------------------------------------------
+
+    def restart(self, instance_ids: Iterable[str] | pd.DataFrame) -> pd.DataFrame:
+        """Restart the given instances; one result row per instance.
+
+        While restarting, an instance refuses its clients' produce and consume
+        requests.
+        """
+        return self.batch_action("restart", instance_ids)
+
+    def delete(
+        self, instance_ids: Iterable[str] | pd.DataFrame, *, confirm: int
+    ) -> pd.DataFrame:
+        """Delete the given instances; ``confirm`` must be how many there are.
+
+        Deleting destroys the instances' data with no backup.
+        """
+        return self.batch_action("delete", instance_ids, confirm=confirm)
+
+    def batch_action(
+        self,
+        action: str,
+        instance_ids: Iterable[str] | pd.DataFrame,
+        *,
+        confirm: int | None = None,
+    ) -> pd.DataFrame:
+        """Send ``action`` for the instances, in calls of at most 50.
+
+        Every requested instance gets exactly one row: ``success`` or
+        ``failed`` as the service answered it, or ``unknown`` when the call
+        was sent and its answer was lost (the service may have acted; read
+        the statuses before doing anything again).
+        """
+        if action not in _api.ACTIONS:
+            raise ValueError(
+                f"unknown action {action!r}; use one of {', '.join(_api.ACTIONS)}"
+            )
+        ids = checked_instance_ids(instance_ids)
+        if action == "delete":
+            _check_confirmation(confirm, len(ids))
+
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ids), _api.BATCH_LIMIT):
+            chunk = ids[start : start + _api.BATCH_LIMIT]
+            rows += self._send_chunk(action, chunk)
+
+        results = results_frame(rows)
+        results.attrs["summary"] = summarise(action, results)
+        logger.info("%s", results.attrs["summary"])
+        return results
+
+    def delete_failed(self) -> pd.DataFrame:
+        """Delete every Kafka instance of the project whose creation failed.
+
+        The service answers 204 with no body: it accepted the request and
+        names no instances. The returned frame then has no rows, and its
+        ``attrs["summary"]`` says so; list with ``include_failed=True`` to
+        see what is left.
+        """
+        path = _api.action_path(self.api_version, self.project_id)
+        body = _api.action_body(self.api_version, "delete", all_failure=True)
+        requested_at = _now()
+        response = self._send("POST", path, json_body=body, write=True)
+
+        rows: list[dict[str, Any]] = []
+        if response.status_code == 204 or not response.content:
+            summary = (
+                "delete_failed: the service accepted the request (HTTP "
+                f"{response.status_code}) and names no instances; list with "
+                "include_failed=True to see which failed creations remain"
+            )
+        else:
+            outcome = _api.parse_action_results(self._read_json(response))
+            rows = [
+                _row(instance_id, "delete", result, requested_at, response)
+                for instance_id, result in outcome.items()
+            ]
+            summary = ""
+        results = results_frame(rows)
+        results.attrs["summary"] = summary or summarise("delete_failed", results)
+        logger.info("%s", results.attrs["summary"])
+        return results
+
+    def _send_chunk(self, action: str, chunk: list[str]) -> list[dict[str, Any]]:
+        path = _api.action_path(self.api_version, self.project_id)
+        body = _api.action_body(self.api_version, action, chunk)
+        requested_at = _now()
+        try:
+            response = self._send("POST", path, json_body=body, write=True)
+            outcome = _api.parse_action_results(self._read_json(response))
+        except APIError as error:
+            reason = f"refused: {error.error_msg or error}"
+            return [
+                _failed_row(instance_id, action, requested_at, reason, error)
+                for instance_id in chunk
+            ]
+        except ActionOutcomeUnknown as error:
+            return [
+                _unknown_row(instance_id, action, requested_at, str(error))
+                for instance_id in chunk
+            ]
+        except (TransportError, ValueError) as error:
+            sent = not isinstance(error, TransportError) or error.sent is not False
+            if sent:
+                reason = f"answer unreadable: {error}"
+                return [
+                    _unknown_row(instance_id, action, requested_at, reason)
+                    for instance_id in chunk
+                ]
+            return [
+                _failed_row(instance_id, action, requested_at, f"not sent: {error}")
+                for instance_id in chunk
+            ]
+
+        extra = sorted(set(outcome) - set(chunk))
+        if extra:
+            logger.warning("the %s answer names unrequested ids: %s", action, extra)
+        rows = []
+        for instance_id in chunk:
+            if instance_id in outcome:
+                rows.append(
+                    _row(
+                        instance_id,
+                        action,
+                        outcome[instance_id],
+                        requested_at,
+                        response,
+                    )
+                )
+            else:
+                reason = "the service's answer does not mention this instance"
+                rows.append(_unknown_row(instance_id, action, requested_at, reason))
+        return rows
+
+    # -- transport ---------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: object = None,
+        write: bool = False,
+    ) -> httpx.Response:
+        content = None if json_body is None else json.dumps(json_body).encode()
+        started = time.perf_counter()
+        try:
+            response = self._http.request(method, path, params=params, content=content)
+        except httpx.ConnectError as error:
+            raise TransportError(
+                f"{method} {path}: could not connect to {self.endpoint} ({error}); "
+                "nothing was sent",
+                sent=False,
+            ) from error
+        except httpx.TransportError as error:
+            if write:
+                raise ActionOutcomeUnknown(
+                    f"{method} {path}: the request was sent but no answer came "
+                    f"back ({type(error).__name__}); the service may have acted",
+                    sent=True,
+                ) from error
+            raise TransportError(
+                f"{method} {path}: no answer from {self.endpoint} "
+                f"({type(error).__name__}: {error})",
+                sent=True,
+            ) from error
+
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "%s %s -> %d (%.0f ms)", method, path, response.status_code, elapsed_ms
+        )
+        if response.status_code >= 400:
+            raise _api.api_error(
+                response.status_code,
+                response.content,
+                response.headers.get("X-Request-Id"),
+                method=method,
+                path=path,
+            )
+        return response
+
+    @staticmethod
+    def _read_json(response: httpx.Response) -> object:
+        try:
+            return response.json()
+        except ValueError as error:
+            raise TransportError(
+                f"{response.request.method} {response.request.url.path} answered "
+                f"HTTP {response.status_code} with a body that is not JSON",
+                sent=True,
+            ) from error
+
+
+def _auth_for(credentials: Credentials) -> httpx.Auth:
+    if credentials.token:
+        return TokenAuth(credentials.token, credentials.project_id)
+    assert credentials.access_key and credentials.secret_key
+    return AKSKAuth(
+        credentials.access_key,
+        credentials.secret_key,
+        credentials.project_id,
+        credentials.security_token,
+    )
+
+
+def _list_filters(
+    name: str | None,
+    exact_name: str | None,
+    status: str | None,
+    instance_id: str | None,
+    include_failed: bool,
+) -> dict[str, Any]:
+    if name is not None and exact_name is not None:
+        raise ValueError("give name=... (part of a name) or exact_name=..., not both")
+    if status is not None and status not in _api.STATUSES:
+        raise ValueError(
+            f"unknown status {status!r}; use one of {', '.join(_api.STATUSES)}"
+        )
+    if instance_id is not None and not _api.is_instance_id(instance_id):
+        raise ValueError(f"{instance_id!r} is not an instance id (a UUID)")
+    filters: dict[str, Any] = {
+        "name": exact_name if exact_name is not None else name,
+        "exact_match_name": True if exact_name is not None else None,
+        "status": status,
+        "instance_id": instance_id,
+        "include_failure": True if include_failed else None,
+    }
+    return filters
+
+
+def checked_instance_ids(selection: Iterable[str] | pd.DataFrame) -> list[str]:
+    """The ids of a selection, checked before anything is sent.
+
+    A selection is a list (or any iterable) of ids, a Series of ids, or a
+    frame with an ``instance_id`` column. Raises ``ValueError`` naming the
+    offending ids when it is empty, holds a non-UUID, or holds an id twice.
+    """
+    if isinstance(selection, pd.DataFrame):
+        if "instance_id" not in selection.columns:
+            raise ValueError("the frame has no 'instance_id' column to act on")
+        selection = selection["instance_id"]
+    if isinstance(selection, (str, bytes)):
+        raise ValueError(
+            "pass a list of instance ids, not a single string: ["
+            + repr(selection)
+            + "]"
+        )
+    ids = list(selection)
+    if not ids:
+        raise ValueError("no instances selected; nothing to do")
+
+    malformed = [value for value in ids if not _api.is_instance_id(value)]
+    if malformed:
+        shown = ", ".join(repr(value) for value in malformed[:10])
+        more = f" and {len(malformed) - 10} more" if len(malformed) > 10 else ""
+        raise ValueError(f"not instance ids (UUIDs): {shown}{more}")
+
+    seen: set[str] = set()
+    twice: list[str] = []
+    for value in ids:
+        if value in seen and value not in twice:
+            twice.append(value)
+        seen.add(value)
+    if twice:
+        raise ValueError(f"instance ids given more than once: {', '.join(twice)}")
+    return [str(value) for value in ids]
+
+
+def _check_confirmation(confirm: int | None, count: int) -> None:
+    if confirm is None:
+        raise ValueError(
+            f"deleting destroys data with no backup; pass confirm={count} to "
+            f"confirm that {count} instance(s) go"
+        )
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm != count:
+        raise ValueError(
+            f"confirm={confirm!r} does not match the {count} instance(s) "
+            "selected; nothing was sent"
+        )
+
+
+def summarise(action: str, results: pd.DataFrame) -> str:
+    """One line such as ``restart: 5 instances, 4 success, 1 failed``."""
+    counts = results["result"].value_counts()
+    parts = [
+        f"{counts[name]} {name}"
+        for name in ("success", "failed", "skipped", "unknown")
+        if name in counts
+    ]
+    return f"{action}: {len(results)} instance(s), " + (
+        ", ".join(parts) or "no results"
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _row(
+    instance_id: str,
+    action: str,
+    result: str,
+    requested_at: datetime,
+    response: httpx.Response,
+) -> dict[str, Any]:
+    known = result if result in ("success", "failed") else "unknown"
+    reason = None
+    if known == "failed":
+        reason = "the service reported failed (it gives no reason)"
+    elif known == "unknown":
+        reason = f"the service answered result {result!r}"
+    return {
+        "instance_id": instance_id,
+        "action": action,
+        "result": known,
+        "reason": reason,
+        "error_code": None,
+        "request_id": response.headers.get("X-Request-Id"),
+        "requested_at": requested_at,
+    }
+
+
+def _failed_row(
+    instance_id: str,
+    action: str,
+    requested_at: datetime,
+    reason: str,
+    error: DMSError | None = None,
+) -> dict[str, Any]:
+    return {
+        "instance_id": instance_id,
+        "action": action,
+        "result": "failed",
+        "reason": reason,
+        "error_code": getattr(error, "error_code", None),
+        "request_id": getattr(error, "request_id", None),
+        "requested_at": requested_at,
+    }
+
+
+def _unknown_row(
+    instance_id: str, action: str, requested_at: datetime, reason: str
+) -> dict[str, Any]:
+    return {
+        "instance_id": instance_id,
+        "action": action,
+        "result": "unknown",
+        "reason": reason,
+        "error_code": None,
+        "request_id": None,
+        "requested_at": requested_at,
+    }
