@@ -80,9 +80,7 @@ def test_a_fleet_that_changes_while_paging_is_read_again(
     def handler(request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         # The first sweep sees one instance vanish between pages.
-        current = records if calls["n"] > 1 else records
-        if calls["n"] == 2:
-            current = records[1:]
+        current = records[1:] if calls["n"] == 2 else records
         return list_handler(current)(request)
 
     client, sent = mock_client(handler, max_workers=1)
