@@ -195,6 +195,7 @@ def api_error(
     *,
     method: str | None = None,
     path: str | None = None,
+    retry_after: float | None = None,
 ) -> APIError:
     """Build the right :class:`APIError` from an error answer."""
     try:
@@ -212,4 +213,6 @@ def api_error(
         cls = AuthError
     elif status_code == 404:
         cls = NotFoundError
-    return cls(status_code, code, message, request_id, method=method, path=path)
+    error = cls(status_code, code, message, request_id, method=method, path=path)
+    error.retry_after = retry_after
+    return error

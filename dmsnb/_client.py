@@ -30,6 +30,7 @@ from ._errors import (
     TransportError,
 )
 from ._frames import instances_frame, results_frame
+from ._retry import CallKind, Failure, Outcome, RetryPolicy, decide, parse_retry_after
 from ._signing import AKSKAuth, TokenAuth
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Client:
         timeout: float = 30.0,
         max_workers: int = 4,
         credentials: Credentials | None = None,
+        retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if api_version not in _api.API_VERSIONS:
@@ -87,6 +89,7 @@ class Client:
         self.region = region
         self.api_version = api_version
         self.max_workers = max_workers
+        self.retry = retry or RetryPolicy()
         self.credentials = credentials or Credentials(
             project_id=project_id or "",
             access_key=ak,
@@ -171,7 +174,7 @@ class Client:
         if not _api.is_instance_id(instance_id):
             raise ValueError(f"{instance_id!r} is not an instance id (a UUID)")
         path = _api.instance_path(self.api_version, self.project_id, instance_id)
-        payload = self._read_json(self._send("GET", path))
+        _, payload = self._send("GET", path)
         if not isinstance(payload, dict):
             raise TransportError(f"GET {path} answered a body that is not an object")
         return payload
@@ -213,9 +216,9 @@ class Client:
     def _page(self, filters: Mapping[str, Any], offset: int) -> _api.Page:
         path = _api.instances_path(self.api_version, self.project_id)
         params = _api.list_params(self.api_version, filters, offset, _api.PAGE_LIMIT)
-        response = self._send("GET", path, params=params)
+        _, payload = self._send("GET", path, params=params)
         try:
-            return _api.parse_page(self._read_json(response))
+            return _api.parse_page(payload)
         except ValueError as error:
             raise TransportError(f"GET {path}: {error}") from error
 
@@ -281,7 +284,7 @@ class Client:
         path = _api.action_path(self.api_version, self.project_id)
         body = _api.action_body(self.api_version, "delete", all_failure=True)
         requested_at = _now()
-        response = self._send("POST", path, json_body=body, write=True)
+        response, payload = self._send("POST", path, json_body=body, write=True)
 
         rows: list[dict[str, Any]] = []
         if response.status_code == 204 or not response.content:
@@ -291,7 +294,7 @@ class Client:
                 "include_failed=True to see which failed creations remain"
             )
         else:
-            outcome = _api.parse_action_results(self._read_json(response))
+            outcome = _api.parse_action_results(payload)
             rows = [
                 _row(instance_id, "delete", result, requested_at, response)
                 for instance_id, result in outcome.items()
@@ -307,8 +310,8 @@ class Client:
         body = _api.action_body(self.api_version, action, chunk)
         requested_at = _now()
         try:
-            response = self._send("POST", path, json_body=body, write=True)
-            outcome = _api.parse_action_results(self._read_json(response))
+            response, payload = self._send("POST", path, json_body=body, write=True)
+            outcome = _api.parse_action_results(payload)
         except APIError as error:
             reason = f"refused: {error.error_msg or error}"
             return [
@@ -363,29 +366,74 @@ class Client:
         params: Mapping[str, str] | None = None,
         json_body: object = None,
         write: bool = False,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, object]:
+        """Send one call under the retry policy; the answer and its JSON body.
+
+        The body is None for an empty answer (204). Raises :class:`APIError`
+        for an error answer, :class:`TransportError` when nothing usable came
+        back, and :class:`ActionOutcomeUnknown` when a write was sent and its
+        answer was lost (which is never retried).
+        """
+        kind: CallKind = "write" if write else "read"
         content = None if json_body is None else json.dumps(json_body).encode()
+        first_try = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._send_once(method, path, params, content)
+            except APIError as error:
+                failure: DMSError = error
+                outcome = Outcome(
+                    "http",
+                    status_code=error.status_code,
+                    error_code=error.error_code,
+                    retry_after=error.retry_after,
+                )
+            except _Unanswered as error:
+                failure = error.as_error(method, path, write)
+                outcome = Outcome(error.failure)
+
+            elapsed = time.monotonic() - first_try
+            decision = decide(kind, outcome, attempt, elapsed, self.retry)
+            if not decision.retry:
+                if (
+                    write
+                    and isinstance(failure, APIError)
+                    and failure.status_code >= 500
+                ):
+                    raise ActionOutcomeUnknown(
+                        f"{method} {path}: the service answered {failure}; "
+                        "it may have acted",
+                        sent=True,
+                    ) from failure
+                raise failure
+            logger.info(
+                "retrying %s %s in %.2f s: %s (attempt %d)",
+                method,
+                path,
+                decision.delay,
+                decision.why,
+                attempt + 1,
+            )
+            time.sleep(decision.delay)
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+    ) -> tuple[httpx.Response, object]:
         started = time.perf_counter()
         try:
             response = self._http.request(method, path, params=params, content=content)
-        except httpx.ConnectError as error:
-            raise TransportError(
-                f"{method} {path}: could not connect to {self.endpoint} ({error}); "
-                "nothing was sent",
-                sent=False,
-            ) from error
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise _Unanswered("refused", error) from error
+        except httpx.TimeoutException as error:
+            raise _Unanswered("timeout", error) from error
         except httpx.TransportError as error:
-            if write:
-                raise ActionOutcomeUnknown(
-                    f"{method} {path}: the request was sent but no answer came "
-                    f"back ({type(error).__name__}); the service may have acted",
-                    sent=True,
-                ) from error
-            raise TransportError(
-                f"{method} {path}: no answer from {self.endpoint} "
-                f"({type(error).__name__}: {error})",
-                sent=True,
-            ) from error
+            raise _Unanswered("reset", error) from error
 
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info(
@@ -398,19 +446,47 @@ class Client:
                 response.headers.get("X-Request-Id"),
                 method=method,
                 path=path,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
-        return response
-
-    @staticmethod
-    def _read_json(response: httpx.Response) -> object:
+        if not response.content:
+            return response, None
         try:
-            return response.json()
+            return response, response.json()
         except ValueError as error:
-            raise TransportError(
-                f"{response.request.method} {response.request.url.path} answered "
-                f"HTTP {response.status_code} with a body that is not JSON",
-                sent=True,
-            ) from error
+            raise _Unanswered("bad_body", error, response.status_code) from error
+
+
+class _Unanswered(Exception):
+    """No usable answer to one attempt; becomes a DMSError when it is final."""
+
+    def __init__(
+        self, failure: Failure, cause: Exception, status_code: int | None = None
+    ) -> None:
+        super().__init__(failure)
+        self.failure = failure
+        self.cause = cause
+        self.status_code = status_code
+
+    def as_error(self, method: str, path: str, write: bool) -> TransportError:
+        what = f"{type(self.cause).__name__}: {self.cause}"
+        if self.failure == "refused":
+            message = f"{method} {path}: could not connect ({what}); nothing was sent"
+            error = TransportError(message, sent=False)
+        elif write:
+            message = (
+                f"{method} {path}: the request was sent but its answer was lost "
+                f"({what}); the service may have acted"
+            )
+            error = ActionOutcomeUnknown(message, sent=True)
+        elif self.failure == "bad_body":
+            message = (
+                f"{method} {path}: HTTP {self.status_code} with a body that is not JSON"
+            )
+            error = TransportError(message, sent=True)
+        else:
+            error = TransportError(f"{method} {path}: no answer ({what})", sent=True)
+        error.__cause__ = self.cause
+        return error
 
 
 def _auth_for(credentials: Credentials) -> httpx.Auth:

@@ -51,6 +51,7 @@ class APIError(DMSError):
         self.request_id = request_id
         self.method = method
         self.path = path
+        self.retry_after: float | None = None
         super().__init__(self._line())
 
     def _line(self) -> str:

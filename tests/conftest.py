@@ -11,11 +11,13 @@ import httpx
 import pytest
 
 import dmsnb
+from dmsnb._retry import RetryPolicy
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT_ID = "0b8a3c56e8a94f1a9a7d2d5c1e6f4a21"
 AK = "HPUAEXAMPLEAK1234567"
 SK = "sk-for-tests-0123456789abcdefghijklmnopqrs"
+FAST_RETRY = RetryPolicy(base_delay=0.001, max_delay=0.005, max_retry_after=0.01)
 
 
 def fixture_json(name: str) -> Any:
@@ -39,6 +41,7 @@ def mock_client() -> Callable[..., tuple[dmsnb.Client, list[httpx.Request]]]:
 
         options.setdefault("endpoint", "https://dms.eu-de.otc.t-systems.com")
         options.setdefault("project_id", PROJECT_ID)
+        options.setdefault("retry", FAST_RETRY)
         if "token" not in options:
             options.setdefault("ak", AK)
             options.setdefault("sk", SK)
