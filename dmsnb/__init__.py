@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._client import Client, checked_instance_ids
+from ._audit import AuditTrail, audit_outcomes, read_audit
+from ._client import Client
 from ._credentials import Credentials
 from ._endpoints import endpoint_for_region
 from ._errors import (
@@ -31,6 +32,10 @@ from ._errors import (
     TransportError,
 )
 from ._frames import instances_frame, merge_results, results_frame
+from ._ids import checked_instance_ids
+from ._plan import Plan, Protection
+from ._retry import RetryPolicy
+from ._run import PlanError, Run, Tracking
 
 if TYPE_CHECKING:
     from ._panel import Panel
@@ -40,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "ActionOutcomeUnknown",
+    "AuditTrail",
     "AuthError",
     "Client",
     "ConfigError",
@@ -47,12 +53,20 @@ __all__ = [
     "DMSError",
     "NotFoundError",
     "Panel",
+    "Plan",
+    "PlanError",
+    "Protection",
+    "RetryPolicy",
+    "Run",
+    "Tracking",
     "TransportError",
     "__version__",
+    "audit_outcomes",
     "checked_instance_ids",
     "endpoint_for_region",
     "instances_frame",
     "merge_results",
+    "read_audit",
     "results_frame",
 ]
 

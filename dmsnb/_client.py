@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pandas as pd
 
 from . import _api
+from ._audit import DEFAULT_AUDIT_PATH, AuditTrail
 from ._credentials import Credentials
 from ._endpoints import endpoint_for_region, is_loopback, normalise_endpoint
 from ._errors import (
@@ -29,8 +31,11 @@ from ._errors import (
     DMSError,
     TransportError,
 )
-from ._frames import instances_frame, results_frame
+from ._frames import instances_frame
+from ._ids import checked_instance_ids
+from ._plan import PLAN_ACTIONS, Plan, Protection, build_plan
 from ._retry import CallKind, Failure, Outcome, RetryPolicy, decide, parse_retry_after
+from ._run import Run
 from ._signing import AKSKAuth, TokenAuth
 
 logger = logging.getLogger(__name__)
@@ -69,6 +74,7 @@ class Client:
         max_workers: int = 4,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
+        audit: str | os.PathLike[str] | AuditTrail | None = DEFAULT_AUDIT_PATH,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if api_version not in _api.API_VERSIONS:
@@ -90,6 +96,12 @@ class Client:
         self.api_version = api_version
         self.max_workers = max_workers
         self.retry = retry or RetryPolicy()
+        self.audit = (
+            audit
+            if isinstance(audit, AuditTrail) or audit is None
+            else (AuditTrail(audit))
+        )
+        self.last_run: Run | None = None
         self.credentials = credentials or Credentials(
             project_id=project_id or "",
             access_key=ak,
@@ -213,6 +225,11 @@ class Client:
         consistent = totals == {first.total} and len(seen) == first.total
         return list(seen.values()), consistent
 
+    def _sweep_once(self, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One paged sweep of the list, as it is (used to follow instances)."""
+        records, _ = self._sweep(filters)
+        return records
+
     def _page(self, filters: Mapping[str, Any], offset: int) -> _api.Page:
         path = _api.instances_path(self.api_version, self.project_id)
         params = _api.list_params(self.api_version, filters, offset, _api.PAGE_LIMIT)
@@ -224,22 +241,112 @@ class Client:
 
     # -- actions -----------------------------------------------------------
 
-    def restart(self, instance_ids: Iterable[str] | pd.DataFrame) -> pd.DataFrame:
-        """Restart the given instances; one result row per instance.
+    def plan(
+        self,
+        action: str,
+        selection: Iterable[str] | pd.DataFrame | None = None,
+        *,
+        protect: Protection | Sequence[Protection] = (),
+        fleet: pd.DataFrame | None = None,
+    ) -> Plan:
+        """What ``action`` would do to the selection now; nothing is sent.
 
-        While restarting, an instance refuses its clients' produce and consume
-        requests.
+        ``action`` is ``restart``, ``delete`` or ``delete_failed`` (which
+        selects every failed creation itself). The selection is a list of
+        ids, a Series of ids or a frame with ``instance_id``. The plan reads
+        a fresh list of the fleet unless ``fleet`` is given; executing it
+        checks again that nothing changed.
         """
-        return self.batch_action("restart", instance_ids)
+        if action not in PLAN_ACTIONS:
+            raise ValueError(
+                f"unknown action {action!r}; use one of {', '.join(PLAN_ACTIONS)}"
+            )
+        if action != "delete_failed":
+            checked_instance_ids(selection if selection is not None else [])
+        if fleet is None:
+            fleet = self.instances(include_failed=True)
+        return build_plan(
+            action,
+            selection,
+            fleet,
+            endpoint=self.endpoint,
+            project_id=self.project_id,
+            protect=protect,
+        )
+
+    def run(self, plan: Plan, **options: Any) -> Run:
+        """A :class:`Run` of ``plan``, not yet started; see :meth:`execute`."""
+        options.setdefault("audit", self.audit)
+        return Run(self, plan, **options)
+
+    def execute(self, plan: Plan, **options: Any) -> pd.DataFrame:
+        """Execute ``plan`` and follow every instance until it settles.
+
+        Options: ``confirm`` (for a delete, the plan's count), ``dry_run``,
+        ``wave_size`` (a rolling action: each wave only after the previous
+        settled), ``stop_on_failure`` (default True), ``pause_seconds``
+        between waves, ``track`` (default True), ``tracking``
+        (:class:`dmsnb.Tracking`: timeout, settle time, poll interval),
+        ``on_progress``. Returns one row per planned instance; the run stays
+        readable as :attr:`last_run`, also after an interrupt.
+        """
+        run = self.run(plan, **options)
+        self.last_run = run
+        return run.execute()
+
+    def restart(
+        self, instance_ids: Iterable[str] | pd.DataFrame, **options: Any
+    ) -> pd.DataFrame:
+        """Plan and restart the instances, and follow them until RUNNING.
+
+        Instances that are not RUNNING are skipped with the reason. While
+        restarting, an instance refuses its clients' produce and consume
+        requests. Takes the options of :meth:`execute` (``wave_size`` for a
+        rolling restart) and ``protect``.
+        """
+        return self.batch_action("restart", instance_ids, **options)
 
     def delete(
-        self, instance_ids: Iterable[str] | pd.DataFrame, *, confirm: int
+        self,
+        instance_ids: Iterable[str] | pd.DataFrame,
+        *,
+        confirm: int,
+        **options: Any,
     ) -> pd.DataFrame:
-        """Delete the given instances; ``confirm`` must be how many there are.
+        """Plan and delete the instances; ``confirm`` must be the plan's count.
 
-        Deleting destroys the instances' data with no backup.
+        Deleting destroys the instances' data with no backup. Instances the
+        service would refuse, or that a ``protect`` rule covers, are skipped;
+        ``confirm`` counts the instances that will really go.
         """
-        return self.batch_action("delete", instance_ids, confirm=confirm)
+        return self.batch_action("delete", instance_ids, confirm=confirm, **options)
+
+    def delete_failed(self, **options: Any) -> pd.DataFrame:
+        """Delete every Kafka instance of the project whose creation failed.
+
+        dmsnb lists the failed creations first (they are the plan), sends the
+        service's all-failure call, and follows each listed instance until
+        it is gone. The service itself answers 204 with no per-instance
+        results; the summary in ``attrs["summary"]`` says so. ``confirm``
+        defaults to the planned count, since the service picks the
+        instances; pass it to insist on a number.
+        """
+        protect = options.pop("protect", ())
+        plan = self.plan("delete_failed", protect=protect)
+        if plan.count == 0 and not options.get("dry_run"):
+            results = Run(self, plan, dry_run=True, audit=None).execute()
+            results.attrs["summary"] = (
+                "delete_failed: no instance whose creation failed; nothing was sent"
+            )
+            return results
+        options.setdefault("confirm", plan.count)
+        results = self.execute(plan, **options)
+        if plan.use_all_failure and not options.get("dry_run"):
+            results.attrs["summary"] += (
+                "; the service answered the all-failure call without naming "
+                f"instances: dmsnb followed the {plan.count} it had listed"
+            )
+        return results
 
     def batch_action(
         self,
@@ -247,114 +354,60 @@ class Client:
         instance_ids: Iterable[str] | pd.DataFrame,
         *,
         confirm: int | None = None,
+        protect: Protection | Sequence[Protection] = (),
+        **options: Any,
     ) -> pd.DataFrame:
-        """Send ``action`` for the instances, in calls of at most 50.
+        """Plan ``action`` for the instances and execute the plan.
 
-        Every requested instance gets exactly one row: ``success`` or
-        ``failed`` as the service answered it, or ``unknown`` when the call
-        was sent and its answer was lost (the service may have acted; read
-        the statuses before doing anything again).
+        Every requested instance gets exactly one result row. See
+        :meth:`plan` and :meth:`execute`.
         """
-        if action not in _api.ACTIONS:
-            raise ValueError(
-                f"unknown action {action!r}; use one of {', '.join(_api.ACTIONS)}"
-            )
-        ids = checked_instance_ids(instance_ids)
-        if action == "delete":
-            _check_confirmation(confirm, len(ids))
+        plan = self.plan(action, instance_ids, protect=protect)
+        return self.execute(plan, confirm=confirm, **options)
 
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(ids), _api.BATCH_LIMIT):
-            chunk = ids[start : start + _api.BATCH_LIMIT]
-            rows += self._send_chunk(action, chunk)
+    def _post_action(
+        self, action: str, ids: list[str], *, all_failure: bool = False
+    ) -> ActionAnswer:
+        """Send one batch call (at most 50 ids) and classify its answer.
 
-        results = results_frame(rows)
-        results.attrs["summary"] = summarise(action, results)
-        logger.info("%s", results.attrs["summary"])
-        return results
-
-    def delete_failed(self) -> pd.DataFrame:
-        """Delete every Kafka instance of the project whose creation failed.
-
-        The service answers 204 with no body: it accepted the request and
-        names no instances. The returned frame then has no rows, and its
-        ``attrs["summary"]`` says so; list with ``include_failed=True`` to
-        see what is left.
+        Never raises for what the service or the network did: every id gets
+        ``accepted``, ``failed`` (refused), ``not_sent`` or ``lost`` (sent,
+        answer unknown).
         """
+        if not all_failure and not 0 < len(ids) <= _api.BATCH_LIMIT:
+            raise ValueError(f"a batch call takes 1 to 50 ids, not {len(ids)}")
         path = _api.action_path(self.api_version, self.project_id)
-        body = _api.action_body(self.api_version, "delete", all_failure=True)
-        requested_at = _now()
-        response, payload = self._send("POST", path, json_body=body, write=True)
-
-        rows: list[dict[str, Any]] = []
-        if response.status_code == 204 or not response.content:
-            summary = (
-                "delete_failed: the service accepted the request (HTTP "
-                f"{response.status_code}) and names no instances; list with "
-                "include_failed=True to see which failed creations remain"
-            )
-        else:
-            outcome = _api.parse_action_results(payload)
-            rows = [
-                _row(instance_id, "delete", result, requested_at, response)
-                for instance_id, result in outcome.items()
-            ]
-            summary = ""
-        results = results_frame(rows)
-        results.attrs["summary"] = summary or summarise("delete_failed", results)
-        logger.info("%s", results.attrs["summary"])
-        return results
-
-    def _send_chunk(self, action: str, chunk: list[str]) -> list[dict[str, Any]]:
-        path = _api.action_path(self.api_version, self.project_id)
-        body = _api.action_body(self.api_version, action, chunk)
-        requested_at = _now()
+        body = _api.action_body(self.api_version, action, ids, all_failure=all_failure)
         try:
             response, payload = self._send("POST", path, json_body=body, write=True)
-            outcome = _api.parse_action_results(payload)
         except APIError as error:
-            reason = f"refused: {error.error_msg or error}"
-            return [
-                _failed_row(instance_id, action, requested_at, reason, error)
-                for instance_id in chunk
-            ]
-        except ActionOutcomeUnknown as error:
-            return [
-                _unknown_row(instance_id, action, requested_at, str(error))
-                for instance_id in chunk
-            ]
-        except (TransportError, ValueError) as error:
-            sent = not isinstance(error, TransportError) or error.sent is not False
-            if sent:
-                reason = f"answer unreadable: {error}"
-                return [
-                    _unknown_row(instance_id, action, requested_at, reason)
-                    for instance_id in chunk
-                ]
-            return [
-                _failed_row(instance_id, action, requested_at, f"not sent: {error}")
-                for instance_id in chunk
-            ]
+            return ActionAnswer.same(ids, "failed", error, error.request_id)
+        except TransportError as error:
+            outcome = "not_sent" if error.sent is False else "lost"
+            return ActionAnswer.same(ids, outcome, error, None)
 
-        extra = sorted(set(outcome) - set(chunk))
+        request_id = response.headers.get("X-Request-Id")
+        if response.status_code == 204 or payload is None:
+            return ActionAnswer.same(ids, "accepted", None, request_id, 204)
+        try:
+            answered = _api.parse_action_results(payload)
+        except ValueError as error:
+            lost = TransportError(f"POST {path}: {error}", sent=True)
+            return ActionAnswer.same(ids, "lost", lost, request_id)
+
+        extra = sorted(set(answered) - set(ids))
         if extra:
             logger.warning("the %s answer names unrequested ids: %s", action, extra)
-        rows = []
-        for instance_id in chunk:
-            if instance_id in outcome:
-                rows.append(
-                    _row(
-                        instance_id,
-                        action,
-                        outcome[instance_id],
-                        requested_at,
-                        response,
-                    )
-                )
+        outcomes = {}
+        for instance_id in ids:
+            result = answered.get(instance_id)
+            if result == "success":
+                outcomes[instance_id] = "accepted"
+            elif result == "failed":
+                outcomes[instance_id] = "failed"
             else:
-                reason = "the service's answer does not mention this instance"
-                rows.append(_unknown_row(instance_id, action, requested_at, reason))
-        return rows
+                outcomes[instance_id] = "lost"
+        return ActionAnswer(outcomes, request_id, None, response.status_code)
 
     # -- transport ---------------------------------------------------------
 
@@ -526,125 +579,24 @@ def _list_filters(
     return filters
 
 
-def checked_instance_ids(selection: Iterable[str] | pd.DataFrame) -> list[str]:
-    """The ids of a selection, checked before anything is sent.
+@dataclass(frozen=True)
+class ActionAnswer:
+    """What one batch call came back with, per instance id."""
 
-    A selection is a list (or any iterable) of ids, a Series of ids, or a
-    frame with an ``instance_id`` column. Raises ``ValueError`` naming the
-    offending ids when it is empty, holds a non-UUID, or holds an id twice.
-    """
-    if isinstance(selection, pd.DataFrame):
-        if "instance_id" not in selection.columns:
-            raise ValueError("the frame has no 'instance_id' column to act on")
-        selection = selection["instance_id"]
-    if isinstance(selection, (str, bytes)):
-        raise ValueError(
-            "pass a list of instance ids, not a single string: ["
-            + repr(selection)
-            + "]"
-        )
-    ids = list(selection)
-    if not ids:
-        raise ValueError("no instances selected; nothing to do")
+    outcomes: dict[str, str]
+    request_id: str | None
+    error: DMSError | None
+    status_code: int | None = None
 
-    malformed = [value for value in ids if not _api.is_instance_id(value)]
-    if malformed:
-        shown = ", ".join(repr(value) for value in malformed[:10])
-        more = f" and {len(malformed) - 10} more" if len(malformed) > 10 else ""
-        raise ValueError(f"not instance ids (UUIDs): {shown}{more}")
-
-    seen: set[str] = set()
-    twice: list[str] = []
-    for value in ids:
-        if value in seen and value not in twice:
-            twice.append(value)
-        seen.add(value)
-    if twice:
-        raise ValueError(f"instance ids given more than once: {', '.join(twice)}")
-    return [str(value) for value in ids]
-
-
-def _check_confirmation(confirm: int | None, count: int) -> None:
-    if confirm is None:
-        raise ValueError(
-            f"deleting destroys data with no backup; pass confirm={count} to "
-            f"confirm that {count} instance(s) go"
-        )
-    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm != count:
-        raise ValueError(
-            f"confirm={confirm!r} does not match the {count} instance(s) "
-            "selected; nothing was sent"
-        )
-
-
-def summarise(action: str, results: pd.DataFrame) -> str:
-    """One line such as ``restart: 5 instances, 4 success, 1 failed``."""
-    counts = results["result"].value_counts()
-    parts = [
-        f"{counts[name]} {name}"
-        for name in ("success", "failed", "skipped", "unknown")
-        if name in counts
-    ]
-    return f"{action}: {len(results)} instance(s), " + (
-        ", ".join(parts) or "no results"
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _row(
-    instance_id: str,
-    action: str,
-    result: str,
-    requested_at: datetime,
-    response: httpx.Response,
-) -> dict[str, Any]:
-    known = result if result in ("success", "failed") else "unknown"
-    reason = None
-    if known == "failed":
-        reason = "the service reported failed (it gives no reason)"
-    elif known == "unknown":
-        reason = f"the service answered result {result!r}"
-    return {
-        "instance_id": instance_id,
-        "action": action,
-        "result": known,
-        "reason": reason,
-        "error_code": None,
-        "request_id": response.headers.get("X-Request-Id"),
-        "requested_at": requested_at,
-    }
-
-
-def _failed_row(
-    instance_id: str,
-    action: str,
-    requested_at: datetime,
-    reason: str,
-    error: DMSError | None = None,
-) -> dict[str, Any]:
-    return {
-        "instance_id": instance_id,
-        "action": action,
-        "result": "failed",
-        "reason": reason,
-        "error_code": getattr(error, "error_code", None),
-        "request_id": getattr(error, "request_id", None),
-        "requested_at": requested_at,
-    }
-
-
-def _unknown_row(
-    instance_id: str, action: str, requested_at: datetime, reason: str
-) -> dict[str, Any]:
-    return {
-        "instance_id": instance_id,
-        "action": action,
-        "result": "unknown",
-        "reason": reason,
-        "error_code": None,
-        "request_id": None,
-        "requested_at": requested_at,
-    }
+    @classmethod
+    def same(
+        cls,
+        ids: list[str],
+        outcome: str,
+        error: DMSError | None,
+        request_id: str | None,
+        status_code: int | None = None,
+    ) -> ActionAnswer:
+        if status_code is None and isinstance(error, APIError):
+            status_code = error.status_code
+        return cls({i: outcome for i in ids}, request_id, error, status_code)

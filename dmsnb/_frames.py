@@ -46,9 +46,24 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "action",
     "result",
     "reason",
-    "error_code",
-    "request_id",
+    "status_before",
+    "status_after",
     "requested_at",
+    "settled_at",
+    "duration_s",
+    "wave",
+    "request_id",
+    "error_code",
+)
+_TEXT_RESULT_COLUMNS = (
+    "instance_id",
+    "action",
+    "result",
+    "reason",
+    "status_before",
+    "status_after",
+    "request_id",
+    "error_code",
 )
 RESULTS = ("success", "failed", "skipped", "unknown")
 
@@ -121,17 +136,23 @@ def _nullable_bool(values: pd.Series) -> pd.Series:
 
 
 def results_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per requested instance, with the :data:`RESULT_COLUMNS` first."""
+    """One row per requested instance, with the :data:`RESULT_COLUMNS` first.
+
+    Text columns become ``string``, ``requested_at``/``settled_at`` UTC
+    datetimes, ``duration_s`` ``Float64`` and ``wave`` ``Int64``.
+    """
     frame = pd.DataFrame.from_records([dict(row) for row in rows])
     for column in RESULT_COLUMNS:
         if column not in frame.columns:
             frame[column] = pd.Series([None] * len(frame), dtype="object")
     rest = [column for column in frame.columns if column not in RESULT_COLUMNS]
     frame = pd.DataFrame(frame[[*RESULT_COLUMNS, *rest]])
-    for column in ("instance_id", "action", "result", "reason", "error_code"):
+    for column in _TEXT_RESULT_COLUMNS:
         frame[column] = frame[column].astype("string")
-    frame["request_id"] = frame["request_id"].astype("string")
-    frame["requested_at"] = pd.to_datetime(frame["requested_at"], utc=True)
+    for column in ("requested_at", "settled_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["duration_s"] = pd.to_numeric(frame["duration_s"]).astype("Float64")
+    frame["wave"] = pd.to_numeric(frame["wave"]).astype("Int64")
     tidy: pd.DataFrame = frame.reset_index(drop=True)
     return tidy
 
@@ -171,3 +192,16 @@ def merge_results(instances: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
         merged = pd.concat([merged, extra], ignore_index=True)
     combined: pd.DataFrame = merged
     return combined
+
+
+def summarise(action: str, results: pd.DataFrame) -> str:
+    """One line such as ``restart: 5 instance(s), 4 success, 1 failed``."""
+    counts = results["result"].value_counts()
+    parts = [
+        f"{counts[name]} {name}"
+        for name in ("success", "failed", "skipped", "unknown")
+        if name in counts
+    ]
+    return f"{action}: {len(results)} instance(s), " + (
+        ", ".join(parts) or "no results"
+    )

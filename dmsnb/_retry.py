@@ -124,7 +124,7 @@ def _classify(
 
 
 def _backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None) -> float:
-    ceiling = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
+    ceiling = min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
     draw = rng.random() if rng is not None else random.random()
     # Full jitter, but never less than a tenth of the ceiling.
     return ceiling * (0.1 + 0.9 * draw)

@@ -4,6 +4,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 import dmsnb
 from dmsnb import APIError, AuthError, ConfigError, NotFoundError, TransportError
 
-from .conftest import AK, PROJECT_ID, SK, fixture_json
+from .conftest import AK, PROJECT_ID, SK, fake_service, fixture_json, posts, running
 
 MockFactory = Callable[..., tuple[dmsnb.Client, list[httpx.Request]]]
 
@@ -161,26 +162,27 @@ def test_restart_sends_chunks_of_at_most_50_and_returns_a_row_each(
     mock_client: MockFactory,
 ) -> None:
     ids = make_ids(120)
-    client, sent = mock_client(action_handler())
+    client, sent = mock_client(fake_service(action_handler(), running(ids)))
 
-    results = client.restart(ids)
+    results = client.restart(ids, track=False)
 
-    sizes = [len(json.loads(r.content)["instances"]) for r in sent]
-    assert sizes == [50, 50, 20]
-    assert [json.loads(r.content)["action"] for r in sent] == ["restart"] * 3
+    calls = posts(sent)
+    assert [len(json.loads(r.content)["instances"]) for r in calls] == [50, 50, 20]
+    assert [json.loads(r.content)["action"] for r in calls] == ["restart"] * 3
+    assert [i for r in calls for i in json.loads(r.content)["instances"]] == ids
     assert list(results["instance_id"]) == ids
     assert set(results["result"]) == {"success"}
     assert set(results["action"]) == {"restart"}
     assert set(results["request_id"]) == {"rid-1"}
+    assert set(results["status_before"]) == {"RUNNING"}
     assert results.attrs["summary"] == "restart: 120 instance(s), 120 success"
 
 
 def test_per_instance_failures_are_reported(mock_client: MockFactory) -> None:
     ids = make_ids(3)
-    client, _ = mock_client(
-        action_handler(lambda i: "failed" if i == ids[1] else "success")
-    )
-    results = client.restart(ids)
+    failing = action_handler(lambda i: "failed" if i == ids[1] else "success")
+    client, _ = mock_client(fake_service(failing, running(ids)))
+    results = client.restart(ids, track=False)
     assert list(results["result"]) == ["success", "failed", "success"]
     assert "no reason" in str(results.loc[1, "reason"])
 
@@ -191,12 +193,11 @@ def test_an_instance_missing_from_the_answer_is_unknown(
     ids = make_ids(2)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            200, json={"results": [{"instance": ids[0], "result": "success"}]}
-        )
+        answer = {"results": [{"instance": ids[0], "result": "success"}]}
+        return httpx.Response(200, json=answer)
 
-    client, _ = mock_client(handler)
-    results = client.restart(ids)
+    client, _ = mock_client(fake_service(handler, running(ids)))
+    results = client.restart(ids, track=False)
     assert list(results["result"]) == ["success", "unknown"]
 
 
@@ -213,8 +214,8 @@ def test_a_refused_chunk_fails_only_its_own_instances(mock_client: MockFactory) 
             )
         return action_handler()(request)
 
-    client, _ = mock_client(handler)
-    results = client.delete(ids, confirm=60)
+    client, _ = mock_client(fake_service(handler, running(ids)))
+    results = client.delete(ids, confirm=60, track=False)
     assert list(results["result"][:50]) == ["success"] * 50
     assert list(results["result"][50:]) == ["failed"] * 10
     assert set(results["error_code"][50:]) == {"DMS.00400099"}
@@ -227,31 +228,38 @@ def test_a_lost_answer_is_unknown_and_never_resent(mock_client: MockFactory) -> 
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
-    client, sent = mock_client(handler)
-    results = client.restart(ids)
-    assert len(sent) == 1
+    client, sent = mock_client(fake_service(handler, running(ids)))
+    results = client.restart(ids, track=False)
+    assert len(posts(sent)) == 1
     assert set(results["result"]) == {"unknown"}
-    assert "may have acted" in str(results.loc[0, "reason"])
+    assert "not resent" in str(results.loc[0, "reason"])
 
 
 def test_a_refused_connection_is_failed_not_sent(mock_client: MockFactory) -> None:
+    ids = make_ids(2)
+
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    client, _ = mock_client(handler)
-    results = client.restart(make_ids(2))
+    client, _ = mock_client(fake_service(handler, running(ids)))
+    results = client.restart(ids, track=False)
     assert set(results["result"]) == {"failed"}
     assert "not sent" in str(results.loc[0, "reason"])
 
 
 def test_an_unreadable_answer_is_unknown(mock_client: MockFactory) -> None:
-    client, _ = mock_client(lambda request: httpx.Response(200, content=b"<html>"))
-    results = client.restart(make_ids(2))
+    ids = make_ids(2)
+    html = fake_service(
+        lambda request: httpx.Response(200, content=b"<html>"), running(ids)
+    )
+    client, _ = mock_client(html)
+    results = client.restart(ids, track=False)
     assert set(results["result"]) == {"unknown"}
 
 
 ID = make_ids(1)[0]
 
+# Mistakes found before anything is sent: no request at all.
 BAD_SELECTIONS = [
     pytest.param("restart", [], None, "no instances selected", id="empty"),
     pytest.param("restart", ["not-a-uuid"], None, "'not-a-uuid'", id="not-uuid"),
@@ -259,10 +267,6 @@ BAD_SELECTIONS = [
     pytest.param("restart", [ID, ID], None, ID, id="twice"),
     pytest.param("restart", ID, None, "not a single string", id="bare-string"),
     pytest.param("reboot", [ID], None, "unknown action 'reboot'", id="unknown-action"),
-    pytest.param("delete", [ID], None, "confirm=1", id="delete-unconfirmed"),
-    pytest.param("delete", [ID], 2, "does not match the 1", id="delete-wrong-count"),
-    pytest.param("delete", [ID], True, "does not match", id="delete-confirm-bool"),
-    pytest.param("delete", [ID], "1", "does not match", id="delete-confirm-str"),
     pytest.param(
         "restart",
         pd.DataFrame({"id": [ID]}),
@@ -277,37 +281,80 @@ BAD_SELECTIONS = [
 def test_bad_selections_fail_before_anything_is_sent(
     mock_client: MockFactory, action: str, selection: Any, confirm: Any, message: str
 ) -> None:
-    client, sent = mock_client(action_handler())
+    client, sent = mock_client(fake_service(action_handler(), running([ID])))
     with pytest.raises(ValueError, match=message):
         client.batch_action(action, selection, confirm=confirm)
     assert sent == []
 
 
+# Mistakes found by the plan: the fleet is read, no write is sent.
+BAD_CONFIRMATIONS = [
+    pytest.param(None, "pass confirm=1", id="unconfirmed"),
+    pytest.param(2, "does not match the plan, which deletes 1", id="wrong-count"),
+    pytest.param(True, "does not match", id="bool"),
+    pytest.param("1", "does not match", id="str"),
+    pytest.param(0, "does not match", id="zero"),
+]
+
+
+@pytest.mark.parametrize(("confirm", "message"), BAD_CONFIRMATIONS)
+def test_a_delete_needs_the_planned_count(
+    mock_client: MockFactory, confirm: Any, message: str
+) -> None:
+    client, sent = mock_client(fake_service(action_handler(), running([ID])))
+    with pytest.raises(ValueError, match=message):
+        client.batch_action("delete", [ID], confirm=confirm)
+    assert posts(sent) == []
+
+
 def test_a_frame_selection_acts_on_its_ids(mock_client: MockFactory) -> None:
     ids = make_ids(3)
-    client, sent = mock_client(action_handler())
-    client.restart(pd.DataFrame({"instance_id": ids, "name": ["a", "b", "c"]}))
-    assert json.loads(sent[0].content)["instances"] == ids
+    client, sent = mock_client(fake_service(action_handler(), running(ids)))
+    client.restart(
+        pd.DataFrame({"instance_id": ids, "name": ["a", "b", "c"]}), track=False
+    )
+    assert json.loads(posts(sent)[0].content)["instances"] == ids
 
 
-def test_delete_failed_204_is_success_without_rows(mock_client: MockFactory) -> None:
-    client, sent = mock_client(lambda request: httpx.Response(204))
-    results = client.delete_failed()
-    assert json.loads(sent[0].content) == fixture_json(
+def test_delete_failed_204_is_success_without_per_instance_answers(
+    mock_client: MockFactory,
+) -> None:
+    ids = make_ids(2)
+    failed = running(ids, "CREATEFAILED")
+    client, sent = mock_client(
+        fake_service(lambda request: httpx.Response(204), failed)
+    )
+    results = client.delete_failed(track=False)
+    assert json.loads(posts(sent)[0].content) == fixture_json(
         "docs/v2-delete-all-failed-request.json"
     )
-    assert len(results) == 0
-    assert "names no instances" in results.attrs["summary"]
-    assert "result" in results.columns
+    assert list(results["instance_id"]) == ids
+    assert set(results["result"]) == {"success"}
+    assert "without naming instances" in results.attrs["summary"]
+    listing = next(r for r in sent if r.method == "GET")
+    assert listing.url.params["include_failure"] == "true"
 
 
 def test_delete_failed_v1_body(mock_client: MockFactory) -> None:
-    client, sent = mock_client(lambda request: httpx.Response(204), api_version="v1")
-    client.delete_failed()
-    assert sent[0].url.path == f"/v1.0/{PROJECT_ID}/instances/action"
-    assert json.loads(sent[0].content) == fixture_json(
+    failed = running(make_ids(1), "CREATEFAILED")
+    client, sent = mock_client(
+        fake_service(lambda request: httpx.Response(204), failed), api_version="v1"
+    )
+    client.delete_failed(track=False)
+    assert posts(sent)[0].url.path == f"/v1.0/{PROJECT_ID}/instances/action"
+    assert json.loads(posts(sent)[0].content) == fixture_json(
         "docs/v1-delete-all-failed-request.json"
     )
+
+
+def test_delete_failed_with_nothing_to_delete_sends_nothing(
+    mock_client: MockFactory,
+) -> None:
+    client, sent = mock_client(fake_service(action_handler(), running(make_ids(2))))
+    results = client.delete_failed()
+    assert len(results) == 0
+    assert "nothing was sent" in results.attrs["summary"]
+    assert posts(sent) == []
 
 
 @pytest.mark.parametrize(
@@ -423,12 +470,14 @@ def test_token_auth_sends_x_auth_token(mock_client: MockFactory) -> None:
 def test_every_request_is_signed_with_the_project_header(
     mock_client: MockFactory,
 ) -> None:
-    client, sent = mock_client(action_handler())
-    client.restart(make_ids(1))
-    auth = sent[0].headers["Authorization"]
+    ids = make_ids(1)
+    client, sent = mock_client(fake_service(action_handler(), running(ids)))
+    client.restart(ids, track=False)
+    auth = posts(sent)[0].headers["Authorization"]
     assert auth.startswith(f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=")
     assert "x-project-id" in auth
-    assert sent[0].headers["X-Project-Id"] == PROJECT_ID
+    assert posts(sent)[0].headers["X-Project-Id"] == PROJECT_ID
+    assert all("x-project-id" in r.headers["Authorization"] for r in sent)
 
 
 def test_repr_is_offline_and_secret_free(mock_client: MockFactory) -> None:
@@ -451,29 +500,41 @@ def test_repr_says_simulator_for_loopback() -> None:
     client.close()
 
 
-def test_no_secret_in_logs_or_errors(
-    mock_client: MockFactory, caplog: pytest.LogCaptureFixture
+def test_no_secret_in_logs_errors_or_the_audit_trail(
+    mock_client: MockFactory, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    ids = make_ids(2)
+    service = fake_service(action_handler(), running(ids))
+    refuse = {"n": 0}
+
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            return action_handler()(request)
-        return httpx.Response(
-            401,
-            json={
+        if request.method == "GET" and refuse["n"]:
+            body = {
                 "error_code": "APIGW.0301",
                 "error_msg": "verify aksk signature fail",
-            },
-        )
+            }
+            return httpx.Response(401, json=body)
+        return service(request)
 
     caplog.set_level(logging.DEBUG)
-    client, sent = mock_client(handler)
-    client.restart(make_ids(2))
+    trail = tmp_path / "secret-check.audit.jsonl"
+    client, sent = mock_client(handler, audit=trail)
+    client.restart(ids, track=False)
+    refuse["n"] = 1
     with pytest.raises(AuthError) as caught:
         client.instances()
 
-    signature = sent[0].headers["Authorization"].rsplit("Signature=", 1)[1]
-    texts = [caplog.text, str(caught.value), repr(caught.value), repr(client)]
+    signatures = [r.headers["Authorization"].rsplit("Signature=", 1)[1] for r in sent]
+    texts = [
+        caplog.text,
+        str(caught.value),
+        repr(caught.value),
+        repr(client),
+        trail.read_text(),
+    ]
     for text in texts:
         assert SK not in text
-        assert signature not in text
+        for signature in signatures:
+            assert signature not in text
     assert "POST" in caplog.text and "-> 200" in caplog.text
+    assert '"kind": "intent"' in trail.read_text()

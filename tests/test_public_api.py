@@ -22,6 +22,15 @@ PUBLIC = {
     "instances_frame",
     "merge_results",
     "results_frame",
+    "AuditTrail",
+    "Plan",
+    "PlanError",
+    "Protection",
+    "RetryPolicy",
+    "Run",
+    "Tracking",
+    "audit_outcomes",
+    "read_audit",
 }
 
 

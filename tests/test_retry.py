@@ -10,6 +10,8 @@ import pytest
 import dmsnb
 from dmsnb._retry import Outcome, RetryPolicy, decide, parse_retry_after
 
+from .conftest import fake_service, posts, running
+
 POLICY = RetryPolicy(
     attempts=4, base_delay=1.0, max_delay=8.0, total_seconds=30.0, busy_attempts=2
 )
@@ -149,13 +151,20 @@ def test_read_retries_a_body_that_is_not_json(mock_client: MockFactory) -> None:
     assert len(sent) == 2
 
 
+def on_service(
+    mock_client: MockFactory, *answers: httpx.Response | type[Exception]
+) -> tuple[dmsnb.Client, list[httpx.Request]]:
+    """A client whose batch calls get ``answers``; ``ID`` is listed RUNNING."""
+    return mock_client(fake_service(scripted(*answers), running([ID])))
+
+
 def test_write_is_resent_only_when_it_never_arrived(mock_client: MockFactory) -> None:
-    client, sent = mock_client(
-        scripted(httpx.ConnectError, httpx.ConnectError, ok_action())
+    client, sent = on_service(
+        mock_client, httpx.ConnectError, httpx.ConnectError, ok_action()
     )
-    results = client.restart([ID])
+    results = client.restart([ID], track=False)
     assert list(results["result"]) == ["success"]
-    assert len(sent) == 3
+    assert len(posts(sent)) == 3
 
 
 @pytest.mark.parametrize(
@@ -170,30 +179,30 @@ def test_write_is_resent_only_when_it_never_arrived(mock_client: MockFactory) ->
 def test_write_with_a_lost_answer_is_sent_once(
     mock_client: MockFactory, answer: object
 ) -> None:
-    client, sent = mock_client(scripted(answer, ok_action()))  # type: ignore[arg-type]
-    results = client.restart([ID])
-    assert len(sent) == 1
+    client, sent = on_service(mock_client, answer, ok_action())  # type: ignore[arg-type]
+    results = client.restart([ID], track=False)
+    assert len(posts(sent)) == 1
     assert list(results["result"]) == ["unknown"]
 
 
 def test_write_retries_busy_within_its_bound(mock_client: MockFactory) -> None:
     busy = httpx.Response(400, json={"error_code": "DMS.00400026", "error_msg": "busy"})
-    client, sent = mock_client(scripted(busy))
-    results = client.restart([ID])
-    assert len(sent) == client.retry.busy_attempts
+    client, sent = on_service(mock_client, busy)
+    results = client.restart([ID], track=False)
+    assert len(posts(sent)) == client.retry.busy_attempts
     assert list(results["result"]) == ["failed"]
     assert list(results["error_code"]) == ["DMS.00400026"]
 
-    client, sent = mock_client(scripted(busy, ok_action()))
-    assert list(client.restart([ID])["result"]) == ["success"]
-    assert len(sent) == 2
+    client, sent = on_service(mock_client, busy, ok_action())
+    assert list(client.restart([ID], track=False)["result"]) == ["success"]
+    assert len(posts(sent)) == 2
 
 
 def test_write_never_retries_a_refusal(mock_client: MockFactory) -> None:
     refused = httpx.Response(
         400, json={"error_code": "DMS.00400099", "error_msg": "no"}
     )
-    client, sent = mock_client(scripted(refused, ok_action()))
-    assert list(client.delete([ID], confirm=1)["result"]) == ["failed"]
-    assert len(sent) == 1
-    assert json.loads(sent[0].content)["action"] == "delete"
+    client, sent = on_service(mock_client, refused, ok_action())
+    assert list(client.delete([ID], confirm=1, track=False)["result"]) == ["failed"]
+    assert len(posts(sent)) == 1
+    assert json.loads(posts(sent)[0].content)["action"] == "delete"
