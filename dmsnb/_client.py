@@ -35,7 +35,7 @@ from ._frames import instances_frame
 from ._ids import checked_instance_ids
 from ._plan import PLAN_ACTIONS, Plan, Protection, build_plan
 from ._retry import CallKind, Failure, Outcome, RetryPolicy, decide, parse_retry_after
-from ._run import Run
+from ._run import Run, Tracking
 from ._signing import AKSKAuth, TokenAuth
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,14 @@ class Client:
     ``"v1"`` (the v1.0 paths and names). ``simulator=True`` marks the endpoint
     as a dmsnb simulator; a loopback endpoint is always shown as one.
 
-    Each read is one INFO line on the ``dmsnb`` logger (method, path, status,
-    milliseconds); headers, keys, tokens and signatures are never logged.
+    ``retry`` (:class:`dmsnb.RetryPolicy`) bounds the retries of reads and
+    of writes that provably never arrived; ``tracking``
+    (:class:`dmsnb.Tracking`) is how runs follow instances; ``audit`` is the
+    path of the JSON Lines audit trail (``None`` turns it off).
+
+    Each request is one INFO line on the ``dmsnb`` logger (method, path,
+    status, milliseconds), each retry another; headers, keys, tokens and
+    signatures are never logged.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class Client:
         max_workers: int = 4,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
+        tracking: Tracking | None = None,
         audit: str | os.PathLike[str] | AuditTrail | None = DEFAULT_AUDIT_PATH,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -96,6 +103,7 @@ class Client:
         self.api_version = api_version
         self.max_workers = max_workers
         self.retry = retry or RetryPolicy()
+        self.tracking = tracking or Tracking()
         self.audit = (
             audit
             if isinstance(audit, AuditTrail) or audit is None
@@ -277,6 +285,7 @@ class Client:
     def run(self, plan: Plan, **options: Any) -> Run:
         """A :class:`Run` of ``plan``, not yet started; see :meth:`execute`."""
         options.setdefault("audit", self.audit)
+        options.setdefault("tracking", self.tracking)
         return Run(self, plan, **options)
 
     def execute(self, plan: Plan, **options: Any) -> pd.DataFrame:

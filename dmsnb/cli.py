@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import pandas as pd
 
-from ._client import Client
-from ._errors import NotFoundError
 from ._frames import merge_results
 
-SHOWN_COLUMNS = ["instance_id", "name", "status", "action", "result", "reason"]
+SHOWN_COLUMNS = [
+    "instance_id",
+    "name",
+    "status_before",
+    "action",
+    "result",
+    "status_after",
+    "duration_s",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,10 +80,10 @@ def run_demo(
     """The quickstart flow in a terminal. Returns the exit status."""
     from .simulator import Simulator, Timings
 
+    say = _printer(out)
     timings = Timings(restart_seconds=restart_seconds, delete_seconds=delete_seconds)
     with Simulator(instances=instances, seed=seed, timings=timings) as sim:
-        client = sim.client()
-        say = _printer(out)
+        client = sim.client(audit=None)
         say(f"{client!r}")
 
         fleet = client.instances(include_failed=True)
@@ -88,65 +93,37 @@ def run_demo(
         running = fleet[fleet["status"] == "RUNNING"]
         to_restart = list(running["instance_id"][:3])
         to_delete = list(running["instance_id"][3:4])
-        say(f"\nRestarting {len(to_restart)} RUNNING instances ...")
+
+        say(f"\nRestarting {len(to_restart)} RUNNING instances, following each ...")
         restarted = client.restart(to_restart)
         say(restarted.attrs["summary"])
 
-        say(f"Deleting {len(to_delete)} instance (confirm={len(to_delete)}) ...")
-        deleted = client.delete(to_delete, confirm=len(to_delete))
+        plan = client.plan("delete", to_delete)
+        say(f"Deleting: {plan.summary()} (confirm={plan.count}) ...")
+        deleted = client.execute(plan, confirm=plan.count)
         say(deleted.attrs["summary"])
 
         say("Deleting the instances whose creation failed ...")
         cleanup = client.delete_failed()
         say(cleanup.attrs["summary"])
 
-        deadline = restart_seconds + delete_seconds + 30.0
-        settled = wait_for(client, to_restart, to_delete, timeout=deadline)
-        say("All acted-on instances settled." if settled else "Timed out waiting.")
+    results = pd.concat(
+        [frame for frame in (restarted, deleted, cleanup) if len(frame)],
+        ignore_index=True,
+    )
+    merged = merge_results(fleet, results)
+    acted = merged[merged["result"].notna()]
+    say("\nThe merged table, acted-on rows:")
+    say(acted[SHOWN_COLUMNS].to_string(index=False))
+    say("\nThe fleet by status before, and result:")
+    say(merged.groupby(["status", "result"], dropna=False).size().to_string())
 
-        results = pd.concat([restarted, deleted], ignore_index=True)
-        current = client.instances(include_failed=True)
-        merged = merge_results(current, results)
-        acted = merged[merged["result"].notna()]
-        say("\nThe merged table, acted-on rows:")
-        say(acted[SHOWN_COLUMNS].to_string(index=False))
-        say(f"\nNow {len(current)} instances; results by status:")
-        say(merged.groupby(["status", "result"], dropna=False).size().to_string())
-    failed = results["result"].isin(["failed", "unknown"]).sum()
-    return 0 if settled and failed == 0 else 1
-
-
-def wait_for(
-    client: Client,
-    restarted: Sequence[str],
-    deleted: Sequence[str],
-    *,
-    timeout: float,
-    interval: float = 0.5,
-) -> bool:
-    """Poll until the restarted instances run again and the deleted ones are gone.
-
-    A plain loop for the demo; it does not replace per-instance tracking.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fleet = client.instances(include_failed=True)
-        status = dict(zip(fleet["instance_id"], fleet["status"], strict=True))
-        back = all(status.get(i) == "RUNNING" for i in restarted)
-        if back and all(_is_gone(client, i) for i in deleted):
-            return True
-        time.sleep(interval)
-    return False
-
-
-def _is_gone(client: Client, instance_id: str) -> bool:
-    # A deleted instance can leave the list before it is gone; only a 404 on
-    # the instance itself says it is.
-    try:
-        client.instance(instance_id)
-    except NotFoundError:
-        return True
-    return False
+    bad = acted[acted["result"].isin(["failed", "unknown"])]
+    if len(bad):
+        ids = ", ".join(bad["instance_id"])
+        say(f"\n{len(bad)} instance(s) failed or stayed unknown: {ids}")
+        return 1
+    return 0
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:
