@@ -9,6 +9,10 @@ AK/SK signatures (or a token), and moves instance statuses on a clock::
         client = sim.client()
         fleet = client.instances()
 
+Faults are settings: ``Simulator(faults=Faults(server_error_rate=0.1))``,
+or ``sim.faults = Faults(...)`` while it runs; ``sim.fault_counts`` says
+what was injected and ``sim.action_log`` what the fleet really did.
+
 Run it as its own process with ``python -m dmsnb.simulator``.
 """
 
@@ -19,9 +23,11 @@ import string
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._faults import FaultInjector, Faults
 from ._fleet import ActionRecord, Clock, Fleet, InstanceFilter, Timings
 from ._server import (
     LOOPBACK,
+    RESET,
     Call,
     DmsService,
     Interceptor,
@@ -34,10 +40,13 @@ from ._server import (
 
 if TYPE_CHECKING:
     from .._client import Client
+    from .._run import Tracking
 
 __all__ = [
+    "RESET",
     "ActionRecord",
     "Call",
+    "Faults",
     "Fleet",
     "InstanceFilter",
     "Interceptor",
@@ -67,7 +76,8 @@ class Simulator:
     ERROR instances (every other one is then RUNNING). ``clock`` drives the
     status transitions (default ``time.monotonic``); ``timings`` sets how
     long they take. ``token`` enables IAM-token authentication besides
-    AK/SK. ``port=0`` picks a free port.
+    AK/SK. ``port=0`` picks a free port. ``faults`` (a :class:`Faults`,
+    changeable as :attr:`faults`) injects faults; the default injects none.
     """
 
     def __init__(
@@ -85,6 +95,7 @@ class Simulator:
         failed_creations: int | None = None,
         errors: int | None = None,
         host: str = LOOPBACK,
+        faults: Faults | None = None,
     ) -> None:
         derived = derived_keys(seed)
         keys = Keys(
@@ -93,6 +104,7 @@ class Simulator:
             project_id=project_id or derived.project_id,
             token=token,
         )
+        self._injector = FaultInjector(faults)
         self.fleet = Fleet(
             instances=instances,
             seed=seed,
@@ -100,8 +112,9 @@ class Simulator:
             clock=clock,
             failed_creations=failed_creations,
             errors=errors,
+            outcomes=self._injector,
         )
-        self._service = DmsService(self.fleet, keys)
+        self._service = DmsService(self.fleet, keys, faults=self._injector)
         self._server = LoopbackServer(self._service, host=host, port=port)
 
     def __repr__(self) -> str:
@@ -164,9 +177,19 @@ class Simulator:
     def client(
         self, api_version: str = "v2", auth: str = "aksk", **kwargs: Any
     ) -> Client:
-        """A :class:`dmsnb.Client` for this simulator, with AK/SK or the token."""
-        from .._client import Client
+        """A :class:`dmsnb.Client` for this simulator, with AK/SK or the token.
 
+        Unless given, ``tracking`` follows instances at the pace of the
+        simulated restart and delete times (:meth:`tracking`) and ``retry``
+        waits briefly (0.05 s to 0.5 s, 20 s in all).
+        """
+        from .._client import Client
+        from .._retry import RetryPolicy
+
+        kwargs.setdefault("tracking", self.tracking())
+        kwargs.setdefault(
+            "retry", RetryPolicy(base_delay=0.05, max_delay=0.5, total_seconds=20)
+        )
         common: dict[str, Any] = {
             "endpoint": self.base_url,
             "project_id": self.project_id,
@@ -182,6 +205,37 @@ class Simulator:
                 )
             return Client(**common, token=self.token, **kwargs)
         raise ValueError(f"auth must be 'aksk' or 'token', not {auth!r}")
+
+    def tracking(self) -> Tracking:
+        """A :class:`dmsnb.Tracking` paced for this simulator's timings."""
+        from .._run import Tracking
+
+        timings = self.fleet.timings
+        shortest = min(timings.restart_seconds, timings.delete_seconds)
+        longest = max(timings.restart_seconds, timings.delete_seconds)
+        interval = max(0.02, shortest / 4)
+        return Tracking(
+            interval=interval,
+            max_interval=max(interval, shortest),
+            settle_seconds=max(0.5, 2 * timings.restart_seconds),
+            timeout=max(30.0, 20 * longest),
+        )
+
+    # -- faults ------------------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        """The faults injected now; assign a new :class:`Faults` to change them."""
+        return self._injector.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._injector.faults = faults
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Faults injected so far per kind, e.g. ``{"server_error": 3, ...}``."""
+        return self._injector.counts
 
     # -- what the simulator saw and did ----------------------------------------
 

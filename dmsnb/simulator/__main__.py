@@ -2,7 +2,8 @@
 
 The first line on stdout is the base URL (``http://127.0.0.1:PORT``); a
 short line on stderr names the project and the fleet size. SIGINT or SIGTERM
-stops the server and the process exits 0.
+stops the server and the process exits 0. The ``--latency``, ``--*-rate``
+and ``--fault-seed`` flags inject faults (see :class:`dmsnb.simulator.Faults`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,37 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
-from . import Simulator, Timings
+from . import Faults, Simulator, Timings
+from ._faults import SCOPES, field_kind, field_names
 from ._server import LOOPBACK, loopback_host
+
+FAULT_HELP = {
+    "seed": "seed of the fault draws",
+    "latency": "seconds added to every request",
+    "latency_jitter": "up to this many seconds more per request (uniform)",
+    "latency_on": "requests that are delayed",
+    "server_error_rate": "answer 500 or 503 instead of serving (not applied)",
+    "server_error_on": "requests that may get a 5xx",
+    "rate_limit_rate": "chance that a burst of 429 answers starts (not applied)",
+    "rate_limit_burst": "429 answers in a burst, the first included",
+    "retry_after": "Retry-After of a 429, in seconds",
+    "rate_limit_on": "requests that may be throttled",
+    "reset_rate": "reset the connection before serving (not applied)",
+    "reset_on": "requests that may be reset",
+    "truncate_rate": "serve, then send only half of the body (applied)",
+    "truncate_on": "requests whose answer may be truncated",
+    "garbage_rate": "serve, then answer 200 with an HTML page (applied)",
+    "garbage_on": "requests whose answer may be garbage",
+    "lost_answer_rate": "writes: serve, then close without answering (applied)",
+    "failed_result_rate": "batch actions: an instance answers failed, not acted on",
+    "stuck_rate": "a restarted instance stays RESTARTING forever",
+    "restart_error_rate": "a restarted instance goes to ERROR after the restart",
+    "delete_error_blip_rate": "a deleted instance shows ERROR mid-delete, then goes",
+    "delete_stuck_rate": "a deleted instance stays DELETING forever",
+}
+"""The help of the fault flags, one per field of :class:`Faults`."""
 
 
 def _host(value: str) -> str:
@@ -31,6 +60,51 @@ def _seconds(value: str) -> float:
     if seconds < 0:
         raise argparse.ArgumentTypeError("seconds must not be negative")
     return seconds
+
+
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError("a rate is between 0 and 1")
+    return rate
+
+
+def _count(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
+
+
+def fault_flag(name: str) -> str:
+    """The command-line flag of a :class:`Faults` field."""
+    return "--fault-seed" if name == "seed" else "--" + name.replace("_", "-")
+
+
+def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "faults", "inject faults (rates are 0..1; nothing is injected by default)"
+    )
+    defaults = Faults()
+    types: dict[str, Any] = {
+        "int": int,
+        "seconds": _seconds,
+        "count": _count,
+        "rate": _rate,
+    }
+    for name in field_names():
+        kind = field_kind(name)
+        options: dict[str, Any] = {
+            "dest": f"fault_{name}",
+            "default": getattr(defaults, name),
+            "help": FAULT_HELP[name] + " (default %(default)s)",
+        }
+        if kind == "scope":
+            options["choices"] = SCOPES
+        else:
+            options["type"] = types[kind]
+            options["metavar"] = "N" if kind in ("int", "count") else "X"
+        group.add_argument(fault_flag(name), **options)
 
 
 def build_parser(prog: str = "python -m dmsnb.simulator") -> argparse.ArgumentParser:
@@ -64,7 +138,13 @@ def build_parser(prog: str = "python -m dmsnb.simulator") -> argparse.ArgumentPa
         default=defaults.list_hides_deleting_after,
     )
     add("--recycle-bin", action="store_true", help="deleted instances go to RECYCLE")
+    _add_fault_flags(parser)
     return parser
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The :class:`Faults` the parsed fault flags describe."""
+    return Faults(**{name: getattr(args, f"fault_{name}") for name in field_names()})
 
 
 def simulator_from_args(args: argparse.Namespace) -> Simulator:
@@ -87,6 +167,7 @@ def simulator_from_args(args: argparse.Namespace) -> Simulator:
         failed_creations=args.failed_creations,
         errors=args.errors,
         host=args.host,
+        faults=faults_from_args(args),
     )
 
 
@@ -137,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            if sim.faults.active:
+                print(
+                    f"dmsnb simulator: injecting faults: {sim.faults.describe()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             while not stop.wait(0.5):
                 pass
         finally:

@@ -16,11 +16,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 Clock = Callable[[], float]
 Result = Literal["success", "failed"]
+Outcome = Literal["normal", "stuck", "error", "error_blip"]
+"""How an applied action ends for one instance.
+
+``normal``: restart back to RUNNING, delete gone (or RECYCLE); ``stuck``:
+RESTARTING or DELETING forever; ``error`` (restart): ERROR after the restart
+time; ``error_blip`` (delete): ERROR for the middle third of the delete time,
+then DELETING again and gone as usual.
+"""
 
 RUNNING = "RUNNING"
 RESTARTING = "RESTARTING"
@@ -69,6 +77,31 @@ class ActionRecord:
     """``batch``, ``single`` (DELETE of one instance) or ``all_failure``."""
 
 
+class Outcomes(Protocol):
+    """The fleet's fault hooks, asked while the fleet applies an action."""
+
+    def refuses(self, action: str, instance_id: str) -> bool:
+        """Whether this instance of a batch action answers ``failed`` instead.
+
+        Asked only for an instance the action would otherwise be applied to.
+        """
+        ...
+
+    def outcome(self, action: str, instance_id: str) -> Outcome:
+        """How the action now applied to the instance ends."""
+        ...
+
+
+class NoFaults:
+    """Outcomes without faults: nothing refused, every action ends normally."""
+
+    def refuses(self, action: str, instance_id: str) -> bool:
+        return False
+
+    def outcome(self, action: str, instance_id: str) -> Outcome:
+        return "normal"
+
+
 @dataclass(frozen=True)
 class InstanceFilter:
     """The list filters of the API, in the v2 names."""
@@ -101,7 +134,8 @@ class StatusForbids(Exception):
 @dataclass
 class _Instance:
     record: dict[str, Any]
-    then: str | None = None
+    steps: list[tuple[float, str]] = field(default_factory=list)
+    """The transitions still to come, ``(due time, status)``, in order."""
     generation: int = 0
     deleting_since: float | None = None
 
@@ -118,6 +152,8 @@ class Fleet:
     Otherwise the statuses are a realistic mix (mostly RUNNING, about 5 %
     ERROR, about 5 % CREATEFAILED, a rare FROZEN or EXTENDING).
     ``now_epoch`` anchors ``created_at`` (default: the start of today, UTC).
+    ``outcomes`` (settable as :attr:`outcomes`) decides per instance whether a
+    batch action fails for it and how an applied action ends.
     """
 
     def __init__(
@@ -130,8 +166,10 @@ class Fleet:
         failed_creations: int | None = None,
         errors: int | None = None,
         now_epoch: float | None = None,
+        outcomes: Outcomes | None = None,
     ) -> None:
         self.seed = seed
+        self.outcomes: Outcomes = outcomes or NoFaults()
         self.timings = timings or Timings()
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
@@ -217,9 +255,9 @@ class Fleet:
         """Delete instances, all or nothing on forbidden statuses.
 
         Raises :class:`DeleteRefused` (and changes nothing) when any of them
-        is creating, starting, stopping or restarting. Unknown ids and
-        instances already DELETING get ``failed``. ``force`` skips the
-        recycle bin.
+        is creating, starting, stopping or restarting. Unknown ids,
+        instances already DELETING and instances the :attr:`outcomes` refuse
+        get ``failed``. ``force`` skips the recycle bin.
         """
         ids = list(instance_ids)
         with self._lock:
@@ -228,7 +266,11 @@ class Fleet:
             results: list[tuple[str, Result]] = []
             for iid in ids:
                 inst = self._instances.get(iid)
-                if inst is None or inst.status == DELETING:
+                if (
+                    inst is None
+                    or inst.status == DELETING
+                    or self.outcomes.refuses("delete", iid)
+                ):
                     results.append((iid, "failed"))
                 else:
                     self._start_delete(inst, now, force=force, via="batch")
@@ -276,7 +318,7 @@ class Fleet:
             if inst is None:
                 raise UnknownInstance(instance_id)
             inst.generation += 1
-            inst.then = None
+            inst.steps = []
             inst.deleting_since = None
             inst.record["status"] = status
 
@@ -288,20 +330,30 @@ class Fleet:
         while self._queue and self._queue[0][0] <= now:
             _, _, iid, generation = heapq.heappop(self._queue)
             inst = self._instances.get(iid)
-            if inst is None or inst.generation != generation or inst.then is None:
+            if inst is None or inst.generation != generation or not inst.steps:
                 continue
-            if inst.then == _GONE:
+            _, status = inst.steps.pop(0)
+            if status == _GONE:
                 del self._instances[iid]
                 continue
-            inst.record["status"] = inst.then
-            inst.then = None
-            inst.deleting_since = None
+            inst.record["status"] = status
+            if inst.steps:
+                self._push(inst)
+            else:
+                inst.deleting_since = None
         return now
 
-    def _schedule(self, inst: _Instance, now: float, delay: float, then: str) -> None:
+    def _schedule(
+        self, inst: _Instance, now: float, steps: list[tuple[float, str]]
+    ) -> None:
+        """Replace the instance's transitions by ``(delay, status)`` steps."""
         inst.generation += 1
-        inst.then = then
-        entry = (now + delay, next(self._sequence), inst.record["instance_id"])
+        inst.steps = [(now + delay, status) for delay, status in steps]
+        if inst.steps:
+            self._push(inst)
+
+    def _push(self, inst: _Instance) -> None:
+        entry = (inst.steps[0][0], next(self._sequence), inst.record["instance_id"])
         heapq.heappush(self._queue, (*entry, inst.generation))
 
     def _existing(self) -> Iterator[str]:
@@ -312,7 +364,8 @@ class Fleet:
         for iid in self._existing():
             inst = self._instances[iid]
             since = inst.deleting_since
-            if since is not None and now - since >= hide_after:
+            hidden = since is not None and now - since >= hide_after
+            if hidden and inst.status == DELETING:
                 continue
             yield inst
 
@@ -320,9 +373,18 @@ class Fleet:
         inst = self._instances.get(iid)
         if inst is None or inst.status != RUNNING:
             return "failed"
+        if self.outcomes.refuses("restart", iid):
+            return "failed"
         self._record(now, "restart", iid, RUNNING, "batch")
         inst.record["status"] = RESTARTING
-        self._schedule(inst, now, self.timings.restart_seconds, RUNNING)
+        outcome = self.outcomes.outcome("restart", iid)
+        took = self.timings.restart_seconds
+        if outcome == "stuck":
+            self._schedule(inst, now, [])
+        else:
+            self._schedule(
+                inst, now, [(took, ERROR if outcome == "error" else RUNNING)]
+            )
         return "success"
 
     def _refuse_forbidden(self, ids: list[str]) -> None:
@@ -343,9 +405,16 @@ class Fleet:
         to_bin = self.timings.recycle_bin and not force and before != RECYCLE
         inst.record["status"] = DELETING
         inst.deleting_since = now
-        self._schedule(
-            inst, now, self.timings.delete_seconds, RECYCLE if to_bin else _GONE
-        )
+        outcome = self.outcomes.outcome("delete", inst.record["instance_id"])
+        took = self.timings.delete_seconds
+        end = RECYCLE if to_bin else _GONE
+        if outcome == "stuck":
+            self._schedule(inst, now, [])
+        elif outcome == "error_blip":
+            blip = [(took / 3, ERROR), (2 * took / 3, DELETING), (took, end)]
+            self._schedule(inst, now, blip)
+        else:
+            self._schedule(inst, now, [(took, end)])
 
     def _record(self, now: float, action: str, iid: str, before: str, via: str) -> None:
         self._log.append(ActionRecord(now, action, iid, before, via))

@@ -1,19 +1,22 @@
 """The HTTP front end of the simulator: the DMS wire format on 127.0.0.1.
 
 A request travels: socket -> :class:`_Handler` (bytes to a :class:`Call`) ->
-:meth:`DmsService.handle` -> the **interceptor** (the fault-injection hook)
--> authentication -> routing -> the fleet -> a :class:`Reply` -> socket.
+:meth:`DmsService.handle` -> the fault layer (the :class:`~._faults.Faults`
+settings) -> the **interceptor** (the fault-injection hook) ->
+authentication -> routing -> the fleet -> a :class:`Reply` -> socket.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import io
 import json
 import logging
 import re
 import socket
 import socketserver
+import struct
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -82,6 +85,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "DMS.10240101": (401, "Invalid token."),
     "DMS.10240103": (401, "Missing token."),
     "DMS.10240104": (401, "The project ID and token do not match."),
+    "DMS.00500000": (500, "Internal service error."),
+    "DMS.111501025": (503, "Query Busy. Please try again later."),
     # the API gateway in front of the service
     "APIGW.0101": (
         404,
@@ -91,10 +96,13 @@ ERRORS: dict[str, tuple[int, str]] = {
         401,
         "Incorrect IAM authentication information: verify aksk signature fail",
     ),
+    "APIGW.0308": (429, "The throttling threshold has been reached"),
 }
 
 OFFSET_INVALID = "Offset parameter is invalid"
 ROUTE_KINDS = ("list", "show", "action", "delete_one", "unknown")
+READS = frozenset({"list", "show"})
+WRITES = frozenset({"action", "delete_one"})
 _ALL_FAILURE = {"v1": "allFailure", "v2": "all_failure"}
 _ROUTE = re.compile(r"^/(v2|v1\.0)/([^/]+)/instances(?:/([^/]+))?/?$")
 
@@ -124,22 +132,40 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """One answer: status, body bytes and their content type."""
+    """One answer: status, body bytes and their content type.
+
+    ``headers`` are sent besides the usual ones (e.g. ``Retry-After``).
+    ``truncated`` sends the headers (with the full ``Content-Length``) and
+    only the first half of the body, then closes the connection; an answer
+    without a body is cut in the middle of its headers. ``reset`` sends
+    nothing and resets the connection (TCP RST); status and body are then
+    ignored.
+    """
 
     status: int
     body: bytes = b""
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    truncated: bool = False
+    reset: bool = False
 
+
+RESET = Reply(0, content_type="", reset=True)
+"""The answer that is no answer: the connection is reset at once."""
 
 Serve = Callable[[], Reply]
 Interceptor = Callable[[Call, Serve], "Reply | None"]
 """The fault-injection hook.
 
 It is called with the request and a function that serves it for real. It
-may delay, answer in its place (5xx, 429), call ``serve`` and change the
-answer, or return None to close the connection without answering (a reset,
-or an answer lost after the action happened).
+may delay, answer in its place (5xx, 429, :data:`RESET`), call ``serve``
+and change the answer, or return None to close the connection without
+answering (an answer lost after the action happened).
 """
+
+Layer = Callable[[Call, Callable[[], "Reply | None"]], "Reply | None"]
+"""The outer fault layer: like an interceptor, but what it wraps may itself
+answer None (the interceptor inside it closed the connection)."""
 
 
 def passthrough(call: Call, serve: Serve) -> Reply | None:
@@ -241,11 +267,17 @@ class DmsService:
     """The service behind the sockets: Call in, Reply out. Thread-safe."""
 
     def __init__(
-        self, fleet: Fleet, keys: Keys, *, interceptor: Interceptor | None = None
+        self,
+        fleet: Fleet,
+        keys: Keys,
+        *,
+        interceptor: Interceptor | None = None,
+        faults: Layer | None = None,
     ) -> None:
         self.fleet = fleet
         self.keys = keys
         self.interceptor: Interceptor = interceptor or passthrough
+        self.faults = faults
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
 
@@ -256,10 +288,16 @@ class DmsService:
             return dict(self._counts)
 
     def handle(self, call: Call) -> Reply | None:
-        """Count the request and serve it through the interceptor."""
+        """Count the request and serve it through the faults and the interceptor."""
         with self._counts_lock:
             self._counts[call.method, call.route.kind] += 1
-        return self.interceptor(call, lambda: self.serve(call))
+
+        def intercepted() -> Reply | None:
+            return self.interceptor(call, lambda: self.serve(call))
+
+        if self.faults is None:
+            return intercepted()
+        return self.faults(call, intercepted)
 
     def serve(self, call: Call) -> Reply:
         """Authenticate, route and answer one request."""
@@ -495,7 +533,22 @@ class _Handler(BaseHTTPRequestHandler):
                 "%s %s: connection closed without an answer", call.method, path
             )
             return
+        if reply.reset:
+            logger.debug("%s %s: connection reset", call.method, path)
+            self._reset()
+            return
         self._send(reply, call.request_id)
+
+    def _reset(self) -> None:
+        """Close with SO_LINGER 0: the peer sees a reset, not an orderly end."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            linger = struct.pack("ii", 1, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        # The files made from the socket hold it open until finish() closes
+        # them; the reset goes out then, before the server's orderly shutdown.
+        with contextlib.suppress(OSError):
+            self.connection.close()
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -508,9 +561,29 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, reply: Reply, request_id: str) -> None:
+        if not reply.truncated:
+            self._write(reply, request_id)
+            return
+        wire = self.wfile
+        self.wfile = answer = io.BytesIO()
+        try:
+            self._write(reply, request_id)
+        finally:
+            self.wfile = wire
+        encoded = answer.getvalue()
+        body = reply.body if reply.status != 204 else b""
+        head = len(encoded) - len(body)
+        cut = head + len(body) // 2 if body else head // 2
+        self.close_connection = True
+        wire.write(encoded[:cut])
+        wire.flush()
+
+    def _write(self, reply: Reply, request_id: str) -> None:
         self._request_id = request_id
         try:
             self.send_response(reply.status)
+            for name, value in reply.headers:
+                self.send_header(name, value)
             if reply.status != 204:  # a 204 carries neither body nor length
                 if reply.content_type:
                     self.send_header("Content-Type", reply.content_type)
