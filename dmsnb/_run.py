@@ -11,12 +11,14 @@ result     meaning
 success    the service accepted the action and the instance settled:
            RUNNING again after a restart; gone (404) or in the Recycle
            Bin after a delete
-failed     the service refused or never got the call, or the instance
-           went to ERROR (restart) or did not settle before the timeout
+failed     the service refused or never got the call; or its answer was
+           lost and the instance kept its status through the settle time
+           (not acted); or it went to ERROR (restart) or did not settle
+           before the timeout
 skipped    the plan did not allow it, or the run stopped before its wave
 unknown    the call was sent and its answer lost, and the statuses read
-           afterwards cannot tell whether the service acted; or tracking
-           stopped (cancel, interrupt) before it settled
+           until the timeout cannot tell whether the service acted; or
+           tracking stopped (cancel, interrupt) before it settled
 =========  ==============================================================
 
 A write is never sent twice: a lost answer is reconciled by reading the
@@ -395,9 +397,10 @@ class Run:
                 return "success", "RUNNING again after the restart"
             if status == "RUNNING" and waited >= self.tracking.settle_seconds:
                 if unconfirmed:
-                    return "unknown", (
-                        "answer lost and the instance stayed RUNNING: it was not "
-                        "restarted, or was back before it was seen; not resent"
+                    return "failed", (
+                        f"not restarted: the answer was lost and the instance "
+                        f"stayed RUNNING for {waited:.0f} s; not resent, plan "
+                        "again to retry"
                     )
                 return "success", "RUNNING; the settle time passed after acceptance"
             if status == "ERROR":
@@ -414,9 +417,10 @@ class Run:
                 and status not in (None, "DELETING", "ERROR")
                 and (waited >= self.tracking.settle_seconds)
             ):
-                return "unknown", (
-                    f"answer lost and the instance is still {status}: it was "
-                    "probably not deleted; not resent"
+                return "failed", (
+                    f"not deleted: the answer was lost and the instance is "
+                    f"still {status} after {waited:.0f} s; not resent, plan "
+                    "again to retry"
                 )
         if waited >= self.tracking.timeout:
             seen = item.last_status or "unread"
