@@ -16,7 +16,7 @@ import pytest
 
 import dmsnb
 from dmsnb import Tracking, audit_outcomes
-from dmsnb.simulator import Faults, Simulator, Timings
+from dmsnb.simulator import Faults, Simulator, Timings, check_results
 
 TIMINGS = Timings(
     restart_seconds=0.15, delete_seconds=0.15, list_hides_deleting_after=0.05
@@ -76,25 +76,6 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
 }
 
 
-def truth_agrees(
-    result: str, action: str, times_acted: int, status_now: str | None
-) -> bool:
-    """Whether a result row says what the simulator really did."""
-    settled_ok = (
-        status_now == "RUNNING"
-        if action == "restart"
-        else status_now in (None, "RECYCLE")
-    )
-    if result == "success":
-        return times_acted == 1 and settled_ok
-    if result == "skipped":
-        return times_acted == 0
-    if result == "failed":
-        # refused / not acted, or acted and never reached the settled state
-        return times_acted == 0 or not settled_ok
-    return result == "unknown"
-
-
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_fault_matrix(fault: str, operation: str, tmp_path: Path) -> None:
@@ -115,39 +96,24 @@ def test_fault_matrix(fault: str, operation: str, tmp_path: Path) -> None:
         sim.faults = Faults()
         injected = dict(sim.fault_counts)
 
-        statuses = {i: sim.fleet.status(i) for i in ids}
+        check = check_results(sim, action, ids, results)
         acted = Counter(r.instance_id for r in sim.action_log if r.action == action)
         client.close()
 
     # the fault really happened (where it can touch this operation)
     if (fault, operation) not in NOT_APPLICABLE:
         assert sum(injected[k] for k in COUNTERS[fault]) > 0, injected
-    # exactly one row per requested instance
-    assert sorted(results["instance_id"]) == sorted(ids)
-    assert results["instance_id"].is_unique
+    # exactly one row per requested instance, nothing outside the selection
+    assert check.lost == 0
     assert results["result"].isin(["success", "failed", "skipped", "unknown"]).all()
-    # nothing acted on twice, nothing outside the selection
-    assert all(n == 1 for n in acted.values()), acted
     assert set(acted) <= set(ids)
-    # each result matches the simulator's truth
-    wrong = [
-        (
-            row.instance_id,
-            row.result,
-            acted[row.instance_id],
-            statuses[row.instance_id],
-            row.reason,
-        )
-        for row in results.itertuples()
-        if not truth_agrees(
-            row.result, action, acted[row.instance_id], statuses[row.instance_id]
-        )
-    ]
-    assert wrong == []
+    # nothing acted on twice, and each result matches the simulator's truth
+    assert check.acted_twice == 0
+    assert check.wrong == []
     # the audit trail tells the same story
     outcomes = audit_outcomes(trail).set_index("instance_id")["result"]
     assert {i: outcomes[i] for i in ids} == dict(
         zip(results["instance_id"], results["result"], strict=True)
     )
     # faults that leave every outcome decidable leave no unknown
-    assert (results["result"] == "unknown").sum() == 0, results[["result", "reason"]]
+    assert check.unknown == 0, results[["result", "reason"]]

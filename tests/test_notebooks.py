@@ -104,7 +104,10 @@ def simulator_seed(notebook: nbformat.NotebookNode) -> int:
     return int(match.group(1))
 
 
-def test_the_committed_quickstart_has_no_outputs() -> None:
+def test_the_committed_quickstart_has_no_outputs(
+    quickstart: nbformat.NotebookNode,
+) -> None:
+    # Asked for after the run too: executing must not write over the source.
     notebook = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
     nbformat.validate(notebook)
 
@@ -137,7 +140,7 @@ def test_the_quickstart_shows_what_each_step_promises(
     assert "3 of 3 RUNNING" in text
     assert "refused before sending: confirm=2 does not match" in text
     assert "delete: 1 instance(s), 1 success" in text
-    assert "delete_failed: the service accepted the request" in text
+    assert re.search(r"delete_failed: 1 instance\(s\), 1 success", text)
     assert "<dmsnb.Panel SIMULATOR" in text
 
     widget_views = [

@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import ipywidgets as widgets
+import nbformat
 import pandas as pd
 import pytest
 
 import dmsnb
 from dmsnb import Panel
 from dmsnb._panel import GRID_COLUMNS, hint_for
-from dmsnb._retry import RetryPolicy
-from dmsnb.simulator import Simulator, Timings
+from dmsnb.simulator import Call, Reply, Serve, Simulator, Timings
 
 from .conftest import PROJECT_ID
 
 MockFactory = Callable[..., tuple[dmsnb.Client, list[httpx.Request]]]
 
-FAST = Timings(restart_seconds=0.05, delete_seconds=0.05, list_hides_deleting_after=0)
-QUICK = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
-WAIT = 20.0
+FAST = Timings(restart_seconds=0.2, delete_seconds=0.2, list_hides_deleting_after=0)
+QUICK = dmsnb.RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
+FOLLOW = dmsnb.Tracking(timeout=10, settle_seconds=1, interval=0.05, max_interval=0.1)
+WAIT = 30.0
 
 
 @pytest.fixture
@@ -40,14 +48,27 @@ def sim() -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def client(sim: Simulator) -> Iterator[dmsnb.Client]:
-    with sim.client(retry=QUICK) as sim_client:
-        yield sim_client
+def client(sim: Simulator, tmp_path: Path) -> Iterator[dmsnb.Client]:
+    with sim.client(retry=QUICK, audit=tmp_path / "panel.audit.jsonl") as made:
+        yield made
 
 
 @pytest.fixture
 def panel(client: dmsnb.Client) -> Panel:
-    return Panel(client)
+    return Panel(client, tracking=FOLLOW)
+
+
+@contextmanager
+def simulated(
+    tmp_path: Path, instances: int, **options: Any
+) -> Iterator[tuple[Simulator, dmsnb.Client]]:
+    """A simulator of its own, and a client for it."""
+    options.setdefault("timings", FAST)
+    with (
+        Simulator(instances=instances, seed=5, errors=0, **options) as sim,
+        sim.client(retry=QUICK, audit=tmp_path / "big.audit.jsonl") as client,
+    ):
+        yield sim, client
 
 
 def running_positions(panel: Panel, count: int) -> list[int]:
@@ -138,6 +159,7 @@ def test_the_table_shows_the_useful_columns_as_text(panel: Panel) -> None:
     tagged = shown["tags"][shown["tags"] != ""]
     assert tagged.str.contains("env=").all()
     assert "30 instance(s) listed" in panel.fleet_info.value
+    assert "2 whose creation failed" in panel.fleet_info.value
 
 
 def test_a_large_fleet_is_sent_whole_so_every_row_can_be_selected(
@@ -174,7 +196,7 @@ def test_rows_clicked_in_the_browser_become_instance_ids(panel: Panel) -> None:
     panel.table.selected_rows = [4, 0, 7]
 
     assert panel.selected_ids == ids_at(panel, [0, 4, 7])
-    assert "Plan: restart 3 instance(s)" in panel.plan.value
+    assert "Plan: restart: 3 instance(s) to act on" in panel.plan_area.value
 
 
 def test_select_by_code_takes_ids_frames_and_masks_and_ticks_the_rows(
@@ -299,19 +321,27 @@ def test_a_typed_count_is_cleared_when_the_selection_or_action_changes(
     assert panel.confirm_box.value == ""
 
 
-def test_the_plan_warns_about_deleting_and_about_statuses_that_refuse(
-    panel: Panel,
-) -> None:
+def test_the_plan_shows_what_is_skipped_and_why(panel: Panel) -> None:
     fleet = panel.fleet
     panel.select(fleet[fleet["status"] == "ERROR"])
-    assert "not RUNNING (ERROR): the service may refuse" in panel.plan.value
+
+    plan = panel.plan
+    assert plan is not None
+    assert plan.count == 0
+    assert "only RUNNING instances can be restarted" in panel.plan_area.value
+    assert panel.run_button.disabled
+
+
+def test_the_plan_warns_that_deleting_has_no_backup(panel: Panel) -> None:
+    panel.table.selected_rows = running_positions(panel, 1)
 
     panel.action_picker.value = "delete"
-    assert "no backup" in panel.plan.value
-    assert panel._confirm_row.layout.display == "flex"
+    assert "no backup" in panel.plan_area.value
+    assert panel.confirm_row.layout.display == "flex"
 
     panel.action_picker.value = "restart"
-    assert panel._confirm_row.layout.display == "none"
+    assert "no backup" not in panel.plan_area.value
+    assert panel.confirm_row.layout.display == "none"
 
 
 # -- running -----------------------------------------------------------------
@@ -337,7 +367,8 @@ def test_restart_acts_on_exactly_the_selected_rows_and_merges_the_results(
 
     results = panel.results
     assert results is not None
-    assert results.attrs["summary"] == "restart: 3 instance(s), 3 success"
+    assert results.attrs["summary"].startswith("restart: 3 instance(s), 3 success")
+    assert set(results["status_after"]) == {"RUNNING"}
     assert "restart: 3 instance(s), 3 success" in panel.summary.value
     assert panel.progress.value == panel.progress.max == 3
     assert panel.progress.bar_style == "success"
@@ -393,27 +424,31 @@ def test_nothing_selected_and_clicked_anyway_sends_nothing(
     assert "no instances selected" in panel.message_lines[-1]
 
 
-def test_a_large_selection_is_sent_in_calls_of_50_with_progress() -> None:
-    with (
-        Simulator(instances=130, seed=5, timings=FAST, errors=0) as sim,
-        sim.client() as client,
-    ):
-        panel = Panel(client)
+def test_a_large_selection_is_sent_in_calls_of_50_with_progress(
+    tmp_path: Path,
+) -> None:
+    with simulated(tmp_path, 130) as (sim, client):
+        panel = Panel(client, tracking=FOLLOW)
         panel.select(panel.fleet)
+        seen: list[int] = []
+        panel.progress.observe(lambda change: seen.append(change["new"]), "value")
 
         panel.run_button.click()
         assert panel.wait(WAIT)
 
         assert sim.requests[("POST", "action")] == 3
-        assert panel.progress.value == panel.progress.max == 130
-        assert panel.progress_label.value == "restart: 130 instance(s), 130 success"
-        results = panel.results
-        assert results is not None
-        assert len(results) == 130
-        assert set(results["result"]) == {"success"}
+    assert panel.progress.value == panel.progress.max == 130
+    assert seen == sorted(seen)
+    assert panel.progress_label.value.startswith(
+        "restart: 130 instance(s), 130 success"
+    )
+    results = panel.results
+    assert results is not None
+    assert set(results["result"]) == {"success"}
+    assert sorted(set(results["wave"])) == [1]
 
 
-def test_a_service_that_went_away_is_shown_as_failed_not_sent(
+def test_a_service_that_went_away_stops_the_run_before_anything_is_sent(
     panel: Panel, sim: Simulator
 ) -> None:
     panel.table.selected_rows = running_positions(panel, 2)
@@ -424,10 +459,11 @@ def test_a_service_that_went_away_is_shown_as_failed_not_sent(
 
     results = panel.results
     assert results is not None
-    assert list(results["result"]) == ["failed", "failed"]
-    shown = "\n".join(panel.message_lines)
-    assert "2 instance(s) failed: not sent" in shown
-    assert panel.progress.bar_style == "danger"
+    assert list(results["result"]) == ["skipped", "skipped"]
+    line = panel.message_lines[-1]
+    assert line.startswith("error: the run failed: could not be read")
+    assert "Nothing was sent" in line
+    assert "click Refresh, read the new plan" in line
 
     panel.refresh_button.click()
     assert panel.wait(WAIT)
@@ -435,12 +471,63 @@ def test_a_service_that_went_away_is_shown_as_failed_not_sent(
     assert "a simulator must still be running" in panel.message_lines[-1]
 
 
+def test_a_refused_call_is_shown_with_the_service_error(
+    panel: Panel, sim: Simulator
+) -> None:
+    def forbid_actions(call: Call, serve: Serve) -> Reply | None:
+        if call.route.kind != "action":
+            return serve()
+        body = {"error_code": "DMS.10240306", "error_msg": "The tenant is frozen."}
+        return Reply(403, json.dumps(body).encode())
+
+    sim.interceptor = forbid_actions
+    panel.table.selected_rows = running_positions(panel, 2)
+
+    panel.run_button.click()
+    assert panel.wait(WAIT)
+
+    results = panel.results
+    assert results is not None
+    assert list(results["result"]) == ["failed", "failed"]
+    assert set(results["error_code"]) == {"DMS.10240306"}
+    shown = "\n".join(panel.message_lines)
+    assert "2 instance(s) failed: refused: HTTP 403 DMS.10240306" in shown
+    assert panel.progress.bar_style == "danger"
+    assert acted_on(sim) == []
+
+
+def test_cancel_stops_following_and_says_what_is_known(tmp_path: Path) -> None:
+    slow = Timings(restart_seconds=60, delete_seconds=60)
+    with simulated(tmp_path, 5, timings=slow) as (sim, client):
+        panel = Panel(client, tracking=FOLLOW)
+        panel.table.selected_rows = [0, 1]
+        assert panel.cancel_button.disabled
+
+        panel.run_button.click()
+        while not acted_on(sim):
+            assert panel.running
+            time.sleep(0.01)
+        assert not panel.cancel_button.disabled
+        panel.cancel_button.click()
+        assert panel.wait(WAIT)
+
+    results = panel.results
+    assert results is not None
+    assert list(results["result"]) == ["unknown", "unknown"]
+    assert results["reason"].str.startswith("tracking cancelled").all()
+    assert any("cancel asked" in line for line in panel.message_lines)
+
+
 def test_a_wrong_secret_key_is_shown_and_never_displayed(
     sim: Simulator,
 ) -> None:
     wrong_sk = "WrongSecretKeyThatMustNeverBeShown0123456"
     with dmsnb.Client(
-        endpoint=sim.base_url, project_id=sim.project_id, ak=sim.ak, sk=wrong_sk
+        endpoint=sim.base_url,
+        project_id=sim.project_id,
+        ak=sim.ak,
+        sk=wrong_sk,
+        audit=None,
     ) as client:
         panel = Panel(client)
 
@@ -452,23 +539,20 @@ def test_a_wrong_secret_key_is_shown_and_never_displayed(
 
 
 def test_an_unexpected_error_is_shown_and_every_instance_keeps_a_row(
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with (
-        Simulator(instances=120, seed=5, timings=FAST, errors=0) as sim,
-        sim.client() as client,
-    ):
-        panel = Panel(client)
-        real = client.batch_action
+    with simulated(tmp_path, 120) as (_, client):
+        panel = Panel(client, tracking=FOLLOW)
+        real = client._post_action
         calls: list[int] = []
 
-        def breaks_on_the_second_call(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        def breaks_on_the_second_call(*args: Any, **kwargs: Any) -> Any:
             calls.append(1)
             if len(calls) == 2:
                 raise RuntimeError("the wire melted")
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(client, "batch_action", breaks_on_the_second_call)
+        monkeypatch.setattr(client, "_post_action", breaks_on_the_second_call)
         panel.select(panel.fleet)
 
         panel.run_button.click()
@@ -478,14 +562,11 @@ def test_an_unexpected_error_is_shown_and_every_instance_keeps_a_row(
     assert results is not None
     assert list(results["instance_id"]) == panel.selected_ids
     assert results["result"].value_counts().to_dict() == {
-        "success": 50,
-        "unknown": 50,
+        "unknown": 100,
         "skipped": 20,
     }
-    assert len(calls) == 2
     assert any("failed unexpectedly" in line for line in panel.message_lines)
     assert any("the wire melted" in line for line in panel.message_lines)
-    assert panel.progress.bar_style == "warning"
 
 
 def test_delete_failed_needs_the_box_ticked(panel: Panel, sim: Simulator) -> None:
@@ -502,7 +583,7 @@ def test_delete_failed_needs_the_box_ticked(panel: Panel, sim: Simulator) -> Non
     assert panel.wait(WAIT)
 
     assert [action for action, _ in acted_on(sim)] == ["delete", "delete"]
-    assert "delete_failed" in panel.summary.value
+    assert "delete_failed: 2 instance(s), 2 success" in panel.summary.value
     assert "CREATEFAILED" not in set(sim.fleet.statuses().values())
     assert panel.delete_failed_confirm.value is False
     assert panel.delete_failed_button.disabled
@@ -563,6 +644,7 @@ def test_no_secret_reaches_any_widget(panel: Panel, sim: Simulator) -> None:
 @pytest.mark.parametrize(
     ("error", "hint"),
     [
+        (dmsnb.PlanError("changed"), "read the new plan"),
         (dmsnb.AuthError(401, "APIGW.0301", "bad", None), "check the AK/SK pair"),
         (dmsnb.NotFoundError(404, "DMS.00404022", "gone", None), "click Refresh"),
         (dmsnb.ActionOutcomeUnknown("lost", sent=True), "the service may have acted"),
@@ -603,3 +685,147 @@ def test_a_client_project_id_is_the_one_shown(mock_client: MockFactory) -> None:
     client, _ = mock_client(serving(records(1)))
 
     assert PROJECT_ID in Panel(client).header.value
+
+
+# -- in a real browser -----------------------------------------------------------
+
+BROWSER_NOTEBOOK = """\
+import dmsnb
+from dmsnb.simulator import Simulator
+
+sim = Simulator(instances=2000, seed=3).start()
+panel = dmsnb.Panel(sim.client(audit=None))
+panel
+"""
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no chromium on this machine")
+    return found
+
+
+def lab_answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def jupyterlab(tmp_path: Path) -> Iterator[str]:
+    """JupyterLab on 127.0.0.1 serving one notebook that shows a panel."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(BROWSER_NOTEBOOK)]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, root / "panel.ipynb")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = uuid.uuid4().hex
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    lab = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root"),
+            *("--ip=127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={root}"),
+            *(f"--IdentityProvider.token={token}", "--expose-app-in-browser"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not lab_answers(f"{base}/api/status?token={token}"):
+            assert lab.poll() is None, "JupyterLab stopped while starting"
+            assert time.monotonic() < deadline, "JupyterLab did not start in 60 s"
+            time.sleep(0.3)
+        yield f"{base}/lab/tree/panel.ipynb?token={token}"
+    finally:
+        lab.terminate()
+        lab.wait(timeout=30)
+
+
+@pytest.mark.browser
+def test_rows_clicked_in_a_real_browser_reach_the_kernel_by_id(
+    jupyterlab: str,
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = chromium_path()
+    patience = 120.0
+
+    def eventually(check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + patience
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gave up waiting: {what}")
+            time.sleep(0.2)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(patience * 1000)
+        page.goto(jupyterlab)
+        page.wait_for_function("window.jupyterapp !== undefined")
+        page.wait_for_selector(".jp-Notebook")
+        eventually(
+            lambda: bool(page.evaluate("window.jupyterapp.shell.currentWidget")),
+            "the notebook to open",
+        )
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+        table = page.locator(".itables_anywidget").first
+        rows = table.locator("tbody tr")
+        rows.first.wait_for()
+        plan = page.locator(".widget-html-content", has_text="Plan:").first
+
+        def first_cell(row: Any) -> str:
+            return str(row.locator("td").first.inner_text())
+
+        def plan_lists(ids: list[str]) -> bool:
+            # The plan is drawn by the kernel from the ids it received.
+            text = plan.inner_text() if plan.count() else ""
+            planned = re.search(r"(\d+) instance\(s\) to act on, (\d+) skipped", text)
+            if planned is None:
+                return False
+            total = int(planned.group(1)) + int(planned.group(2))
+            return total == len(ids) and all(i in text for i in ids)
+
+        picked = [first_cell(rows.nth(0)), first_cell(rows.nth(2))]
+        rows.nth(0).click()
+        rows.nth(2).click()
+        picked.append(first_cell(rows.nth(1)))
+        rows.nth(1).click(modifiers=["Shift"])
+        eventually(lambda: plan_lists(picked), f"the plan to list {picked}")
+
+        # A row far past the 64 KB that itables keeps by default.
+        table.locator(".dt-paging-button.last").first.click()
+        picked.append(first_cell(rows.last))
+        rows.last.click()
+        eventually(lambda: plan_lists(picked), f"the plan to list {picked}")
+
+        # Refresh: the table is rebuilt, the selection comes back by id, and
+        # clicks still reach the kernel.
+        rows.first.evaluate("row => { row.dataset.before = 'refresh' }")
+        page.locator("button.jupyter-button", has_text="Refresh").first.click()
+        eventually(
+            lambda: table.locator("tr[data-before]").count() == 0,
+            "the table to be rebuilt",
+        )
+        eventually(
+            lambda: table.locator("tbody tr.selected").count() >= 1,
+            "the selection to come back",
+        )
+        table.locator(".dt-paging-button.first").first.click()
+        picked.append(first_cell(rows.nth(5)))
+        rows.nth(5).click()
+        eventually(lambda: plan_lists(picked), f"the plan to list {picked}")
+        browser.close()

@@ -37,6 +37,7 @@ from ._server import (
     Serve,
     passthrough,
 )
+from ._truth import Check, check_results
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -46,6 +47,7 @@ __all__ = [
     "RESET",
     "ActionRecord",
     "Call",
+    "Check",
     "Faults",
     "Fleet",
     "InstanceFilter",
@@ -54,6 +56,7 @@ __all__ = [
     "Serve",
     "Simulator",
     "Timings",
+    "check_results",
     "derived_keys",
     "passthrough",
 ]
