@@ -42,6 +42,8 @@ STATUSES: tuple[str, ...] = (
 PAGE_LIMIT = 50
 """The largest page the list call serves, and the largest batch action."""
 BATCH_LIMIT = 50
+OFFSET_ERROR = "DMS.10240043"
+"""The code of a list page whose offset is past the total (or invalid)."""
 
 _PATH_PREFIX = {"v1": "v1.0", "v2": "v2"}
 

@@ -223,7 +223,7 @@ class Client:
         if offsets:
             workers = min(self.max_workers, len(offsets))
             with ThreadPoolExecutor(workers, thread_name_prefix="dmsnb-page") as pool:
-                pages += list(pool.map(lambda o: self._page(filters, o), offsets))
+                pages += list(pool.map(lambda o: self._later_page(filters, o), offsets))
 
         seen: dict[str, dict[str, Any]] = {}
         for page in pages:
@@ -232,6 +232,17 @@ class Client:
         totals = {page.total for page in pages}
         consistent = totals == {first.total} and len(seen) == first.total
         return list(seen.values()), consistent
+
+    def _later_page(self, filters: Mapping[str, Any], offset: int) -> _api.Page:
+        # The first page said how many there are; if the fleet shrank since,
+        # this offset can be past the new total, which the service refuses.
+        # That page is then empty and the sweep inconsistent, not an error.
+        try:
+            return self._page(filters, offset)
+        except APIError as error:
+            if error.status_code == 400 and error.error_code == _api.OFFSET_ERROR:
+                return _api.Page(instances=[], total=-1)
+            raise
 
     def _sweep_once(self, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One paged sweep of the list, as it is (used to follow instances)."""

@@ -41,7 +41,7 @@ import pandas as pd
 
 from . import _api
 from ._audit import AuditTrail, who
-from ._errors import DMSError, NotFoundError
+from ._errors import APIError, DMSError, NotFoundError
 from ._frames import results_frame
 from ._plan import Plan
 
@@ -93,6 +93,7 @@ class _Instance:
     accepted_at: float = 0.0
     left_running: bool = False
     last_status: str | None = None
+    why_unconfirmed: str = ""
 
 
 class Run:
@@ -275,8 +276,8 @@ class Run:
                     self._settle(
                         item,
                         "unknown",
-                        f"answer lost and status {seen} does not show whether "
-                        "it acted; not resent",
+                        f"{item.why_unconfirmed} and status {seen} does not "
+                        "show whether it acted; not resent",
                     )
 
     def _send(self, chunk: list[_Instance], *, all_failure: bool = False) -> None:
@@ -332,7 +333,8 @@ class Run:
         else:
             item.state = "unconfirmed"
             item.accepted_at = now
-            item.row["reason"] = f"answer lost ({answer.error}); reading statuses"
+            item.why_unconfirmed = _why_unconfirmed(answer.error)
+            item.row["reason"] = f"{item.why_unconfirmed}; reading statuses"
 
     def _reconcile(self, lost: list[_Instance]) -> None:
         """Decide from the statuses whether a call whose answer was lost acted."""
@@ -350,7 +352,9 @@ class Run:
             if acted:
                 item.state = "accepted"
                 item.left_running = True
-                item.row["reason"] = f"answer lost; status {status} shows it acted"
+                item.row["reason"] = (
+                    f"{item.why_unconfirmed}; status {status} shows it acted"
+                )
         self._audit(
             "reconcile",
             action=self.plan.action,
@@ -360,6 +364,7 @@ class Run:
     def _follow(self, items: list[_Instance]) -> None:
         pending = {item.instance_id: item for item in items}
         interval = self.tracking.interval
+        first_round = True
         while pending:
             if self.cancelled:
                 for item in pending.values():
@@ -369,8 +374,14 @@ class Run:
                         f"tracking cancelled; last seen {item.last_status}",
                     )
                 return
-            self._cancel.wait(interval)
-            interval = min(interval * self.tracking.backoff, self.tracking.max_interval)
+            # The first look comes at once, so that a quick transition (the
+            # instance leaving RUNNING) is not missed; then rounds back off.
+            if not first_round:
+                self._cancel.wait(interval)
+                interval = min(
+                    interval * self.tracking.backoff, self.tracking.max_interval
+                )
+            first_round = False
 
             statuses = self._read_statuses(list(pending))
             now = time.monotonic()
@@ -398,7 +409,7 @@ class Run:
             if status == "RUNNING" and waited >= self.tracking.settle_seconds:
                 if unconfirmed:
                     return "failed", (
-                        f"not restarted: the answer was lost and the instance "
+                        f"not restarted: {item.why_unconfirmed} and the instance "
                         f"stayed RUNNING for {waited:.0f} s; not resent, plan "
                         "again to retry"
                     )
@@ -418,14 +429,16 @@ class Run:
                 and (waited >= self.tracking.settle_seconds)
             ):
                 return "failed", (
-                    f"not deleted: the answer was lost and the instance is "
+                    f"not deleted: {item.why_unconfirmed} and the instance is "
                     f"still {status} after {waited:.0f} s; not resent, plan "
                     "again to retry"
                 )
         if waited >= self.tracking.timeout:
             seen = item.last_status or "unread"
             if unconfirmed:
-                return "unknown", f"answer lost; still {seen} after {waited:.0f} s"
+                return "unknown", (
+                    f"{item.why_unconfirmed}; still {seen} after {waited:.0f} s"
+                )
             return "failed", f"timed out after {waited:.0f} s; last seen {seen}"
         return None
 
@@ -672,6 +685,19 @@ def _check_run_settings(
                 f"confirm={confirm!r} does not match the plan, which deletes "
                 f"{plan.count} instance(s); nothing was sent"
             )
+
+
+def _why_unconfirmed(error: DMSError | None) -> str:
+    """Why a sent call's outcome is not known, in a few words."""
+    cause = error.__cause__ if error is not None else None
+    if isinstance(cause, APIError):
+        code = f" {cause.error_code}" if cause.error_code else ""
+        return f"the service answered HTTP {cause.status_code}{code}"
+    if isinstance(cause, ValueError):
+        return "its answer could not be read"
+    if cause is not None:
+        return f"its answer was lost ({type(cause).__name__})"
+    return "its answer was lost"
 
 
 def _local_run_id() -> str:

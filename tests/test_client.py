@@ -92,6 +92,24 @@ def test_a_fleet_that_changes_while_paging_is_read_again(
     assert len(sent) > 3
 
 
+def test_a_fleet_that_shrinks_under_the_later_pages_is_read_again(
+    mock_client: MockFactory,
+) -> None:
+    records = fleet_records(101)
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        # After the first page, 41 instances are gone: offset 100 is past the end.
+        current = records if calls["n"] == 1 else records[:60]
+        return list_handler(current)(request)
+
+    client, _ = mock_client(handler, max_workers=1)
+    frame = client.instances()
+    assert len(frame) == 60
+    assert calls["n"] == 5  # 3 pages of the first sweep, 2 of the second
+
+
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [

@@ -183,13 +183,16 @@ class Simulator:
         """A :class:`dmsnb.Client` for this simulator, with AK/SK or the token.
 
         Unless given, ``tracking`` follows instances at the pace of the
-        simulated restart and delete times (:meth:`tracking`) and ``retry``
-        waits briefly (0.05 s to 0.5 s, 20 s in all).
+        simulated restart and delete times (:meth:`tracking`), ``retry``
+        waits briefly (0.05 s to 0.5 s, 20 s in all), and ``audit`` is off
+        (pass ``audit="path.audit.jsonl"`` to keep a trail of simulated
+        runs).
         """
         from .._client import Client
         from .._retry import RetryPolicy
 
         kwargs.setdefault("tracking", self.tracking())
+        kwargs.setdefault("audit", None)
         kwargs.setdefault(
             "retry", RetryPolicy(base_delay=0.05, max_delay=0.5, total_seconds=20)
         )
