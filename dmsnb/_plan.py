@@ -96,6 +96,8 @@ class Plan:
     project_id: str
     created_at: datetime
     use_all_failure: bool = False
+    executed_at: datetime | None = None
+    """When a run started acting on this plan; a plan is used once."""
 
     @property
     def instance_ids(self) -> list[str]:

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_PLAN_USE = threading.Lock()
+
 GONE = "<gone>"
 """The status of an instance whose show call answered 404."""
 
@@ -120,6 +122,11 @@ class Run:
         on_progress: Callable[[Run], None] | None = None,
     ) -> None:
         _check_run_settings(plan, confirm, dry_run, wave_size, pause_seconds)
+        if plan.executed_at is not None and not dry_run:
+            raise PlanError(
+                f"this plan was executed already (at {plan.executed_at:%H:%M:%S} "
+                "UTC); make a new plan to act again"
+            )
         if (plan.endpoint, plan.project_id) != (client.endpoint, client.project_id):
             raise PlanError(
                 "this plan was made for another endpoint or project; make a new "
@@ -207,6 +214,11 @@ class Run:
         was sent, ``skipped`` if not), the audit trail records it, and the
         exception propagates; :attr:`results` still holds every row.
         """
+        if not self.dry_run:
+            with _PLAN_USE:
+                if self.plan.executed_at is not None:
+                    raise PlanError("this plan was executed already; make a new plan")
+                self.plan.executed_at = datetime.now(timezone.utc)
         self.started_at = time.monotonic()
         self._audit("run", **self._run_record())
         try:

@@ -202,6 +202,18 @@ def test_delete_failed_follows_each_listed_failed_creation(
     assert len(client.instances(status="CREATEFAILED", include_failed=True)) == 0
 
 
+def test_a_plan_is_used_once(sim: Simulator, client: dmsnb.Client) -> None:
+    ids = running_ids(client, 2)
+    plan = client.plan("restart", ids)
+    client.execute(plan, dry_run=True)
+    assert acted(sim, "restart") == Counter()
+    client.execute(plan)
+    assert acted(sim, "restart") == Counter(ids)
+    with pytest.raises(PlanError, match="executed already"):
+        client.execute(plan)
+    assert acted(sim, "restart") == Counter(ids)
+
+
 def test_a_plan_from_another_project_is_refused(
     sim: Simulator, client: dmsnb.Client
 ) -> None:
