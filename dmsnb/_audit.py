@@ -96,9 +96,10 @@ _COLUMNS = [
 def read_audit(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The audit trail as a frame: one row per record and instance.
 
-    ``intent`` and ``answer`` records name many instances and give one row
-    each; ``run`` and ``end`` records give one row without an instance. A
-    last line cut short (the process died while writing it) is skipped.
+    ``run`` (its plan), ``intent`` and ``answer`` records name many
+    instances and give one row each; ``end`` and ``refused`` records give
+    one row without an instance. A last line cut short (the process died
+    while writing it) is skipped.
     """
     rows: list[dict[str, Any]] = []
     text = Path(path).read_text(encoding="utf-8")
@@ -150,7 +151,7 @@ def _rows_of(record: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "status": record.get("status_after"),
             }
         ]
-    if kind == "plan":
+    if kind == "run" and record.get("instances"):
         return [
             {
                 **base,

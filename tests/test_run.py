@@ -319,3 +319,50 @@ def test_results_merge_back_losing_nothing(
     assert list(merged.columns[: len(fleet.columns)]) == list(fleet.columns)
     pd.testing.assert_frame_equal(merged, dmsnb.merge_results(merged, results))
     assert set(merged.loc[merged["instance_id"].isin(ids), "result"]) == {"success"}
+
+
+CRASHING_RUN = """
+import os, sys
+import dmsnb
+from dmsnb.simulator import Simulator, Timings
+
+trail = sys.argv[1]
+timings = Timings(restart_seconds=0.3, delete_seconds=0.3)
+with Simulator(instances=12, seed=4, timings=timings, errors=0) as sim:
+    client = sim.client(audit=trail)
+    ids = list(client.instances()["instance_id"][:6])
+    print(",".join(ids), flush=True)
+
+    def crash(run):
+        # right after the second wave's call was answered
+        if run.results["requested_at"].notna().sum() >= 4:
+            os._exit(9)  # the process dies: no cleanup, no end record
+
+    client.restart(ids, wave_size=2, on_progress=crash)
+"""
+
+
+def test_a_crashed_run_leaves_a_trail_that_tells_every_outcome(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    trail = tmp_path / "crash.audit.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(trail)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 9, done.stderr
+    ids = done.stdout.strip().split(",")
+
+    outcomes = audit_outcomes(trail).set_index("instance_id")
+    assert list(outcomes.loc[ids[:2], "result"]) == ["success", "success"]
+    # the second wave's call was sent; its instances were not settled
+    second = outcomes.loc[ids[2:4]]
+    assert set(second["result"]) == {"unknown"}
+    assert all(e.startswith(("answer", "intent")) for e in second["evidence"])
+    assert list(outcomes.loc[ids[4:], "result"]) == ["skipped", "skipped"]
+    assert set(outcomes.loc[ids[4:], "evidence"]) == {"plan only"}
+    kinds = set(read_audit(trail)["kind"])
+    assert "end" not in kinds
