@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._audit import AuditTrail, audit_outcomes, read_audit
 from ._client import Client
-from ._credentials import Credentials
+from ._credentials import Credentials, resolve_credentials
 from ._endpoints import endpoint_for_region
 from ._errors import (
     ActionOutcomeUnknown,
@@ -32,7 +32,9 @@ from ._errors import (
     TransportError,
 )
 from ._frames import instances_frame, merge_results, results_frame
+from ._iam import PasswordLogin
 from ._ids import checked_instance_ids
+from ._multi import MultiClient, MultiPlan
 from ._plan import Plan, Protection
 from ._retry import RetryPolicy
 from ._run import PlanError, Run, Tracking
@@ -51,8 +53,11 @@ __all__ = [
     "ConfigError",
     "Credentials",
     "DMSError",
+    "MultiClient",
+    "MultiPlan",
     "NotFoundError",
     "Panel",
+    "PasswordLogin",
     "Plan",
     "PlanError",
     "Protection",
@@ -67,6 +72,7 @@ __all__ = [
     "instances_frame",
     "merge_results",
     "read_audit",
+    "resolve_credentials",
     "results_frame",
 ]
 

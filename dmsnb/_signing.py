@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Generator, Iterable, Mapping
 from datetime import datetime, timezone
+from typing import Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
+
+logger = logging.getLogger(__name__)
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -183,6 +187,58 @@ class TokenAuth(httpx.Auth):
     ) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["X-Project-Id"] = self._project_id
         request.headers["X-Auth-Token"] = self._token
+        yield request
+
+
+class TokenSource(Protocol):
+    """Where :class:`RenewingTokenAuth` gets its tokens (an IAM token provider).
+
+    ``token()`` answers a token that is valid now, fetching one when needed;
+    ``renew(refused)`` answers a fresh one after the service refused
+    ``refused`` (a source shared by threads fetches once for all of them).
+    Neither may show a token or password in its ``repr``.
+    """
+
+    def token(self) -> str: ...
+
+    def renew(self, refused: str) -> str: ...
+
+
+class RenewingTokenAuth(httpx.Auth):
+    """Sends the token of a :class:`TokenSource` as ``X-Auth-Token``.
+
+    When the service answers 401 (the token expired early or was revoked),
+    the request is sent once more with a fresh token. A 401 is given before
+    the service looks at the request, so this cannot make an action happen
+    twice.
+    """
+
+    requires_request_body = True  # the body must be there to send it again
+
+    def __init__(self, source: TokenSource, project_id: str) -> None:
+        self._source = source
+        self._project_id = project_id
+
+    def __repr__(self) -> str:
+        return f"<RenewingTokenAuth {self._source!r}>"
+
+    def auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["X-Project-Id"] = self._project_id
+        token = self._source.token()
+        request.headers["X-Auth-Token"] = token
+        response = yield request
+        if response.status_code != 401:
+            return
+
+        logger.info(
+            "%s %s: the token was refused (HTTP 401); sending once more with a "
+            "new token",
+            request.method,
+            request.url.path,
+        )
+        request.headers["X-Auth-Token"] = self._source.renew(token)
         yield request
 
 

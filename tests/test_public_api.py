@@ -31,6 +31,10 @@ PUBLIC = {
     "Tracking",
     "audit_outcomes",
     "read_audit",
+    "MultiClient",
+    "MultiPlan",
+    "PasswordLogin",
+    "resolve_credentials",
 }
 
 

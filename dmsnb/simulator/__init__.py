@@ -18,13 +18,18 @@ Run it as its own process with ``python -m dmsnb.simulator``.
 
 from __future__ import annotations
 
+import json
 import random
 import string
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._faults import FaultInjector, Faults
 from ._fleet import ActionRecord, Clock, Fleet, InstanceFilter, Timings
+from ._iam import Identity
 from ._server import (
     LOOPBACK,
     RESET,
@@ -41,6 +46,7 @@ from ._truth import Check, check_results
 
 if TYPE_CHECKING:
     from .._client import Client
+    from .._credentials import Credentials
     from .._run import Tracking
 
 __all__ = [
@@ -79,7 +85,11 @@ class Simulator:
     ERROR instances (every other one is then RUNNING). ``clock`` drives the
     status transitions (default ``time.monotonic``); ``timings`` sets how
     long they take. ``token`` enables IAM-token authentication besides
-    AK/SK. ``port=0`` picks a free port. ``faults`` (a :class:`Faults`,
+    AK/SK. ``users`` (``{"name": "password"}``, or ``password=`` for one
+    user named ``dmsnb``) adds an IAM: ``POST /v3/auth/tokens`` issues
+    tokens that last ``token_lifetime`` seconds of ``clock``, for users of
+    the domain ``domain_name`` and the project (by id, or by
+    ``project_name``). ``port=0`` picks a free port. ``faults`` (a :class:`Faults`,
     changeable as :attr:`faults`) injects faults; the default injects none.
     """
 
@@ -99,6 +109,11 @@ class Simulator:
         errors: int | None = None,
         host: str = LOOPBACK,
         faults: Faults | None = None,
+        users: Mapping[str, str] | None = None,
+        password: str | None = None,
+        token_lifetime: float = 86400.0,
+        domain_name: str = "dmsnb-simulated-domain",
+        project_name: str = "eu-de_dmsnb-simulated",
     ) -> None:
         derived = derived_keys(seed)
         keys = Keys(
@@ -117,7 +132,20 @@ class Simulator:
             errors=errors,
             outcomes=self._injector,
         )
-        self._service = DmsService(self.fleet, keys, faults=self._injector)
+        self._users = dict(users or {})
+        if password is not None:
+            self._users.setdefault("dmsnb", password)
+        identity = _identity(
+            self._users,
+            domain_name=domain_name,
+            project_id=keys.project_id,
+            project_name=project_name,
+            lifetime=token_lifetime,
+            clock=clock or time.monotonic,
+        )
+        self._service = DmsService(
+            self.fleet, keys, faults=self._injector, identity=identity
+        )
         self._server = LoopbackServer(self._service, host=host, port=port)
 
     def __repr__(self) -> str:
@@ -210,7 +238,122 @@ class Simulator:
                     "this simulator has no token; create it with token=..."
                 )
             return Client(**common, token=self.token, **kwargs)
-        raise ValueError(f"auth must be 'aksk' or 'token', not {auth!r}")
+        if auth == "password":
+            if not self.identity_enabled:
+                raise ValueError(
+                    "auth='password' needs an IAM, and this simulator has none; "
+                    "create it with users={...} or password=..."
+                )
+            common.pop("project_id")
+            return Client(**common, credentials=self.password_credentials(), **kwargs)
+        raise ValueError(f"auth must be 'aksk', 'token' or 'password', not {auth!r}")
+
+    # -- IAM ---------------------------------------------------------------------
+
+    @property
+    def iam_url(self) -> str:
+        """The ``auth_url`` of the simulated IAM: ``http://127.0.0.1:PORT/v3``."""
+        return self.base_url + "/v3"
+
+    @property
+    def identity_enabled(self) -> bool:
+        """True when the simulator serves password logins (an IAM)."""
+        return self._service.identity is not None
+
+    @property
+    def identity(self) -> Identity:
+        """The simulated IAM (``users=`` or ``password=`` must have been given)."""
+        identity = self._service.identity
+        if identity is None:
+            raise ValueError(
+                "this simulator has no IAM; create it with users={...} or password=..."
+            )
+        return identity
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued so far, as a password change does."""
+        self.identity.revoke_all()
+
+    def password_credentials(
+        self, user: str | None = None, **options: Any
+    ) -> Credentials:
+        """:class:`dmsnb.Credentials` that log in as ``user`` (the first one).
+
+        ``options`` go to the token provider (``refresh_margin`` ...).
+        """
+        from .._credentials import Credentials
+        from .._iam import PasswordLogin
+
+        name, password = self._user(user)
+        login = PasswordLogin(
+            auth_url=self.iam_url,
+            username=name,
+            password=password,
+            domain_name=self.identity.domain_name,
+            project_id=self.project_id,
+        )
+        return Credentials.from_password(
+            login, source="simulator IAM (password)", **options
+        )
+
+    def write_clouds_yaml(
+        self, path: str | Path, *, cloud: str = "simulator", auth: str = "password"
+    ) -> Path:
+        """Write a ``clouds.yaml`` with one cloud for this simulator; its path.
+
+        ``auth`` is ``password`` (the first user, the project by name) or
+        ``aksk``; ``dms_endpoint_override`` points at this simulator. The
+        file is readable by its owner only, as it holds a secret.
+        """
+        entry: dict[str, Any] = {
+            "region_name": "eu-de",
+            "dms_endpoint_override": self.base_url,
+        }
+        if auth == "password":
+            name, password = self._user(None)
+            entry["auth"] = {
+                "auth_url": self.iam_url,
+                "username": name,
+                "password": password,
+                "user_domain_name": self.identity.domain_name,
+                "project_name": self.identity.project_name,
+            }
+        elif auth == "aksk":
+            entry["auth"] = {
+                "ak": self.ak,
+                "sk": self.sk,
+                "project_id": self.project_id,
+            }
+        else:
+            raise ValueError(f"auth must be 'password' or 'aksk', not {auth!r}")
+        # JSON is YAML: no YAML writer is needed for this one mapping.
+        return _write_secret(
+            Path(path), json.dumps({"clouds": {cloud: entry}}, indent=2)
+        )
+
+    def write_credentials_file(
+        self, path: str | Path, *, section: str = "basic"
+    ) -> Path:
+        """Write an SDK credentials file with this simulator's keys; its path.
+
+        The section also names this simulator as its ``endpoint``.
+        """
+        text = (
+            f"[{section}]\nak = {self.ak}\nsk = {self.sk.replace('%', '%%')}\n"
+            f"project_id = {self.project_id}\nendpoint = {self.base_url}\n"
+        )
+        return _write_secret(Path(path), text)
+
+    def _user(self, user: str | None) -> tuple[str, str]:
+        users = self._users
+        if not users:
+            raise ValueError(
+                "this simulator has no IAM; create it with users={...} or password=..."
+            )
+        name = user or next(iter(users))
+        if name not in users:
+            raise ValueError(f"no simulated user {name!r}; there are {sorted(users)}")
+        return name, users[name]
 
     def tracking(self) -> Tracking:
         """A :class:`dmsnb.Tracking` paced for this simulator's timings."""
@@ -263,3 +406,32 @@ class Simulator:
     @interceptor.setter
     def interceptor(self, interceptor: Interceptor) -> None:
         self._service.interceptor = interceptor
+
+
+def _identity(
+    users: Mapping[str, str],
+    *,
+    domain_name: str,
+    project_id: str,
+    project_name: str,
+    lifetime: float,
+    clock: Clock,
+) -> Identity | None:
+    if not users:
+        return None
+    return Identity(
+        users,
+        domain_name=domain_name,
+        project_id=project_id,
+        project_name=project_name,
+        lifetime=lifetime,
+        clock=clock,
+    )
+
+
+def _write_secret(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -138,8 +138,30 @@ def build_parser(prog: str = "python -m dmsnb.simulator") -> argparse.ArgumentPa
         default=defaults.list_hides_deleting_after,
     )
     add("--recycle-bin", action="store_true", help="deleted instances go to RECYCLE")
+    _add_iam_flags(parser)
     _add_fault_flags(parser)
     return parser
+
+
+def _add_iam_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "IAM", "password logins: POST /v3/auth/tokens issues tokens"
+    )
+    group.add_argument(
+        "--password", help="serve an IAM with one user, 'dmsnb', and this password"
+    )
+    group.add_argument(
+        "--token-lifetime",
+        type=_seconds,
+        default=86400.0,
+        help="seconds an issued token lasts (default %(default)s)",
+    )
+    group.add_argument(
+        "--clouds-yaml",
+        metavar="PATH",
+        help="write a clouds.yaml with a cloud 'simulator' for this simulator "
+        "(a password entry with --password, else AK/SK); readable by you only",
+    )
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
@@ -168,6 +190,8 @@ def simulator_from_args(args: argparse.Namespace) -> Simulator:
         errors=args.errors,
         host=args.host,
         faults=faults_from_args(args),
+        password=getattr(args, "password", None),
+        token_lifetime=getattr(args, "token_lifetime", 86400.0),
     )
 
 
@@ -218,6 +242,15 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            clouds_yaml = getattr(args, "clouds_yaml", None)
+            if clouds_yaml:
+                auth = "password" if sim.identity_enabled else "aksk"
+                written = sim.write_clouds_yaml(clouds_yaml, auth=auth)
+                print(
+                    f"dmsnb simulator: wrote cloud 'simulator' ({auth}) to {written}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if sim.faults.active:
                 print(
                     f"dmsnb simulator: injecting faults: {sim.faults.describe()}",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from .. import _api
@@ -40,6 +40,9 @@ from ._fleet import (
     StatusForbids,
     UnknownInstance,
 )
+
+if TYPE_CHECKING:
+    from ._iam import Identity
 
 logger = logging.getLogger("dmsnb.simulator")
 
@@ -83,6 +86,7 @@ ERRORS: dict[str, tuple[int, str]] = {
         "The number of skipped records for pagination query exceeds the upper limit.",
     ),
     "DMS.10240101": (401, "Invalid token."),
+    "DMS.10240102": (401, "Expired token."),
     "DMS.10240103": (401, "Missing token."),
     "DMS.10240104": (401, "The project ID and token do not match."),
     "DMS.00500000": (500, "Internal service error."),
@@ -100,7 +104,9 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 OFFSET_INVALID = "Offset parameter is invalid"
-ROUTE_KINDS = ("list", "show", "action", "delete_one", "unknown")
+ROUTE_KINDS = ("list", "show", "action", "delete_one", "token", "unknown")
+TOKENS_PATH = "/v3/auth/tokens"
+"""The IAM token call, served when the simulator has users (``_iam.py``)."""
 READS = frozenset({"list", "show"})
 WRITES = frozenset({"action", "delete_one"})
 _ALL_FAILURE = {"v1": "allFailure", "v2": "all_failure"}
@@ -196,7 +202,9 @@ def loopback_host(host: str) -> str:
 
 
 def parse_route(method: str, path: str) -> Route:
-    """Classify a request: list, show, action, delete_one or unknown."""
+    """Classify a request: list, show, action, delete_one, token or unknown."""
+    if method == "POST" and path.rstrip("/") == TOKENS_PATH:
+        return Route("token")
     match = _ROUTE.match(path)
     if not match:
         return Route("unknown")
@@ -273,11 +281,14 @@ class DmsService:
         *,
         interceptor: Interceptor | None = None,
         faults: Layer | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.fleet = fleet
         self.keys = keys
         self.interceptor: Interceptor = interceptor or passthrough
         self.faults = faults
+        self.identity = identity
+        """The IAM of password logins and their tokens; None: no IAM."""
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
 
@@ -301,6 +312,10 @@ class DmsService:
 
     def serve(self, call: Call) -> Reply:
         """Authenticate, route and answer one request."""
+        if call.route.kind == "token":
+            if self.identity is None:
+                return error_reply("APIGW.0101", request_id=call.request_id)
+            return self.identity.issue(call)
         denied = self._authenticate(call)
         if denied is not None:
             return denied
@@ -328,9 +343,14 @@ class DmsService:
         token = call.headers.get("x-auth-token")
         if token is None:
             return error_reply("DMS.10240103", request_id=call.request_id)
-        if self.keys.token is None or not _same(token, self.keys.token):
-            return error_reply("DMS.10240101", request_id=call.request_id)
-        return None
+        if self.keys.token is not None and _same(token, self.keys.token):
+            return None
+        if self.identity is not None:
+            refused = self.identity.check(token, call.route.project_id)
+            if refused is None:
+                return None
+            return error_reply(refused, request_id=call.request_id)
+        return error_reply("DMS.10240101", request_id=call.request_id)
 
     def _check_aksk(self, call: Call, authorization: str) -> Reply | None:
         if not self._signature_valid(call, authorization):
