@@ -172,17 +172,30 @@ def audit_outcomes(trail: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame
     ``unknown`` for an instance whose write was sent (its answer lost, or
     accepted but not yet settled when the run stopped), ``failed`` for a
     refused or never-sent one, and ``skipped`` for one that was only
-    planned. ``evidence`` names the record the verdict rests on.
+    planned. ``evidence`` names the record the verdict rests on. Rows come
+    in the order the runs started (``started_at``); ``last_at`` is the time
+    of the instance's last record in its run.
     """
     frame = trail if isinstance(trail, pd.DataFrame) else read_audit(trail)
-    per_instance = frame[frame["instance_id"].notna()].sort_values(["run_id", "seq"])
+    per_instance = frame[frame["instance_id"].notna()].sort_values(
+        ["ts", "seq"], kind="stable"
+    )
     rows = []
     for (run_id, instance_id), events in per_instance.groupby(
         ["run_id", "instance_id"], sort=False
     ):
-        rows.append({"run_id": run_id, "instance_id": instance_id, **_verdict(events)})
+        rows.append(
+            {
+                "run_id": run_id,
+                "instance_id": instance_id,
+                "started_at": events["ts"].iloc[0],
+                "last_at": events["ts"].iloc[-1],
+                **_verdict(events),
+            }
+        )
+    columns = ["run_id", "instance_id", "started_at", "last_at", "action"]
     outcomes: pd.DataFrame = pd.DataFrame.from_records(
-        rows, columns=["run_id", "instance_id", "action", "result", "evidence"]
+        rows, columns=[*columns, "result", "evidence"]
     )
     return outcomes
 

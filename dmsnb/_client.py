@@ -22,8 +22,9 @@ import pandas as pd
 
 from . import _api
 from ._audit import DEFAULT_AUDIT_PATH, AuditTrail
-from ._credentials import Credentials
-from ._endpoints import endpoint_for_region, is_loopback, normalise_endpoint
+from ._concurrency import AdaptiveLimit
+from ._credentials import Credentials, resolve_credentials
+from ._endpoints import endpoint_for_region, normalise_endpoint
 from ._errors import (
     ActionOutcomeUnknown,
     APIError,
@@ -36,11 +37,13 @@ from ._ids import checked_instance_ids
 from ._plan import PLAN_ACTIONS, Plan, Protection, build_plan
 from ._retry import CallKind, Failure, Outcome, RetryPolicy, decide, parse_retry_after
 from ._run import Run, Tracking
-from ._signing import AKSKAuth, TokenAuth
+from ._signing import AKSKAuth, RenewingTokenAuth, TokenAuth
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "dmsnb/0.1"
+DEFAULT_MAX_WORKERS = 16
+"""How many list pages (and, while tracking, status reads) are sent at once."""
 _SWEEP_ATTEMPTS = 3
 
 
@@ -52,12 +55,16 @@ class Client:
     (``ak=..., sk=...``, plus ``security_token=...`` for temporary keys) or an
     IAM token (``token=...``). ``api_version`` is ``"v2"`` (the default) or
     ``"v1"`` (the v1.0 paths and names). ``simulator=True`` marks the endpoint
-    as a dmsnb simulator; a loopback endpoint is always shown as one.
+    as a dmsnb simulator (``Simulator.client()`` sets it); nothing else does.
 
     ``retry`` (:class:`dmsnb.RetryPolicy`) bounds the retries of reads and
     of writes that provably never arrived; ``tracking``
     (:class:`dmsnb.Tracking`) is how runs follow instances; ``audit`` is the
     path of the JSON Lines audit trail (``None`` turns it off).
+
+    ``max_workers`` (default 16) bounds how many list pages are read at
+    once; after a 429 dmsnb reads half as many at once, and more again as
+    answers come back.
 
     Each request is one INFO line on the ``dmsnb`` logger (method, path,
     status, milliseconds), each retry another; headers, keys, tokens and
@@ -77,7 +84,7 @@ class Client:
         api_version: str = "v2",
         simulator: bool = False,
         timeout: float = 30.0,
-        max_workers: int = 4,
+        max_workers: int = DEFAULT_MAX_WORKERS,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
         tracking: Tracking | None = None,
@@ -86,6 +93,15 @@ class Client:
     ) -> None:
         if api_version not in _api.API_VERSIONS:
             raise ValueError(f"api_version must be 'v2' or 'v1', not {api_version!r}")
+        keys = (project_id, ak, sk, token, security_token)
+        if credentials is not None and any(value is not None for value in keys):
+            raise ConfigError(
+                "give credentials=... or project_id/ak/sk/token, not both"
+            )
+        if credentials is not None and not endpoint and not region:
+            # Where the credentials' source says the project is served.
+            endpoint = credentials.endpoint
+            region = None if endpoint else credentials.region
         if endpoint and region:
             raise ConfigError("give endpoint=... or region=..., not both")
         if not endpoint and not region:
@@ -102,6 +118,7 @@ class Client:
         self.region = region
         self.api_version = api_version
         self.max_workers = max_workers
+        self._page_limit = AdaptiveLimit(max_workers)
         self.retry = retry or RetryPolicy()
         self.tracking = tracking or Tracking()
         self.audit = (
@@ -118,7 +135,9 @@ class Client:
             token=token,
         )
         self.project_id = self.credentials.project_id
-        self.is_simulator = simulator or is_loopback(self.endpoint)
+        # Only an explicit flag says "simulator": a loopback endpoint can be a
+        # tunnel or proxy to the real service.
+        self.is_simulator = simulator
 
         self._http = httpx.Client(
             base_url=self.endpoint,
@@ -147,6 +166,36 @@ class Client:
         credentials = Credentials.from_env(project_id=project_id)
         return cls(endpoint, region=region, credentials=credentials, **options)
 
+    @classmethod
+    def from_profile(
+        cls,
+        profile: str | None = None,
+        *,
+        region: str | None = None,
+        endpoint: str | None = None,
+        project_id: str | None = None,
+        **options: Any,
+    ) -> Client:
+        """A client with the credentials users keep: a profile, or the first found.
+
+        ``profile`` names a section of the official SDK's credentials file or
+        a cloud of ``clouds.yaml`` (``DMSNB_PROFILE`` when not given); with
+        no profile the SDK's variables, its credentials file and
+        ``clouds.yaml`` are tried in that order (see
+        :func:`dmsnb.resolve_credentials`). The region comes from the
+        profile (``region_name`` or ``dms_endpoint_override`` in
+        ``clouds.yaml``) unless ``region`` or ``endpoint`` is given.
+        ``client.credentials.source`` says where the credentials came from.
+        """
+        credentials = resolve_credentials(profile, project_id=project_id)
+        known = credentials.region or credentials.endpoint
+        if not endpoint and not region and not known:
+            raise ConfigError(
+                f"the credentials from {credentials.source} name no region; pass "
+                "region=... (e.g. 'eu-de') or endpoint=..."
+            )
+        return cls(endpoint, region=region, credentials=credentials, **options)
+
     def __repr__(self) -> str:
         where = "SIMULATOR " if self.is_simulator else ""
         return (
@@ -171,7 +220,7 @@ class Client:
         *,
         name: str | None = None,
         exact_name: str | None = None,
-        status: str | None = None,
+        status: str | Iterable[str] | None = None,
         instance_id: str | None = None,
         include_failed: bool = False,
     ) -> pd.DataFrame:
@@ -179,11 +228,19 @@ class Client:
 
         ``name`` matches part of the name, ``exact_name`` the whole name;
         ``status`` is one of the service's statuses (``RUNNING``, ``ERROR``
-        ...); ``include_failed=True`` adds the instances whose creation
-        failed. See :func:`dmsnb.instances_frame` for the columns and types.
+        ...; any case) or several of them; ``include_failed=True`` adds the
+        instances whose creation failed (asking for ``CREATEFAILED`` implies
+        it). See :func:`dmsnb.instances_frame` for the columns and types.
         """
-        filters = _list_filters(name, exact_name, status, instance_id, include_failed)
+        statuses = _checked_statuses(status)
+        if "CREATEFAILED" in statuses:
+            include_failed = True
+        # The service filters by one status; several are filtered here.
+        one = statuses[0] if len(statuses) == 1 else None
+        filters = _list_filters(name, exact_name, one, instance_id, include_failed)
         records = self._list_all(filters)
+        if len(statuses) > 1:
+            records = [r for r in records if r.get("status") in statuses]
         return instances_frame(records)
 
     def instance(self, instance_id: str) -> dict[str, Any]:
@@ -252,7 +309,11 @@ class Client:
     def _page(self, filters: Mapping[str, Any], offset: int) -> _api.Page:
         path = _api.instances_path(self.api_version, self.project_id)
         params = _api.list_params(self.api_version, filters, offset, _api.PAGE_LIMIT)
-        _, payload = self._send("GET", path, params=params)
+        # A slot per page, its retries included: fewer pages go out at once
+        # after a 429, and more again as answers come back.
+        with self._page_limit.slot():
+            _, payload = self._send("GET", path, params=params)
+            self._page_limit.succeeded()
         try:
             return _api.parse_page(payload)
         except ValueError as error:
@@ -330,7 +391,7 @@ class Client:
         self,
         instance_ids: Iterable[str] | pd.DataFrame,
         *,
-        confirm: int,
+        confirm: int | None = None,
         **options: Any,
     ) -> pd.DataFrame:
         """Plan and delete the instances; ``confirm`` must be the plan's count.
@@ -341,15 +402,19 @@ class Client:
         """
         return self.batch_action("delete", instance_ids, confirm=confirm, **options)
 
-    def delete_failed(self, **options: Any) -> pd.DataFrame:
+    def delete_failed(
+        self, *, confirm: int | None = None, **options: Any
+    ) -> pd.DataFrame:
         """Delete every Kafka instance of the project whose creation failed.
 
-        dmsnb lists the failed creations first (they are the plan), sends the
-        service's all-failure call, and follows each listed instance until
-        it is gone. The service itself answers 204 with no per-instance
-        results; the summary in ``attrs["summary"]`` says so. ``confirm``
-        defaults to the planned count, since the service picks the
-        instances; pass it to insist on a number.
+        dmsnb lists the failed creations first (they are the plan; see it
+        with ``client.plan("delete_failed")``), checks just before sending
+        that they are still exactly those, sends the service's
+        "delete all failed creations" call, and follows each planned
+        instance until it is gone. ``confirm`` must be the planned count.
+        The service itself answers 204 without naming instances; the summary
+        in ``attrs["summary"]`` says so. When a ``protect`` rule covers one
+        of them, the others are deleted by id instead.
         """
         protect = options.pop("protect", ())
         plan = self.plan("delete_failed", protect=protect)
@@ -359,12 +424,12 @@ class Client:
                 "delete_failed: no instance whose creation failed; nothing was sent"
             )
             return results
-        options.setdefault("confirm", plan.count)
-        results = self.execute(plan, **options)
+        results = self.execute(plan, confirm=confirm, **options)
         if plan.use_all_failure and not options.get("dry_run"):
             results.attrs["summary"] += (
-                "; the service answered the all-failure call without naming "
-                f"instances: dmsnb followed the {plan.count} it had listed"
+                "; the service deleted its failed creations without naming "
+                f"them (HTTP 204): dmsnb followed the {plan.count} it had listed "
+                "and checked just before sending"
             )
         return results
 
@@ -457,6 +522,8 @@ class Client:
                 return self._send_once(method, path, params, content)
             except APIError as error:
                 failure: DMSError = error
+                if error.status_code == 429:
+                    self._page_limit.throttled()
                 outcome = Outcome(
                     "http",
                     status_code=error.status_code,
@@ -563,6 +630,8 @@ class _Unanswered(Exception):
 
 
 def _auth_for(credentials: Credentials) -> httpx.Auth:
+    if credentials.token_provider is not None:
+        return RenewingTokenAuth(credentials.token_provider, credentials.project_id)
     if credentials.token:
         return TokenAuth(credentials.token, credentials.project_id)
     assert credentials.access_key and credentials.secret_key
@@ -574,6 +643,24 @@ def _auth_for(credentials: Credentials) -> httpx.Auth:
     )
 
 
+def _checked_statuses(status: str | Iterable[str] | None) -> list[str]:
+    if status is None:
+        return []
+    given = [status] if isinstance(status, str) else list(status)
+    wanted = [str(value).strip().upper() for value in given]
+    unknown = [
+        value
+        for value, upper in zip(given, wanted, strict=True)
+        if upper not in _api.STATUSES
+    ]
+    if unknown or not wanted:
+        shown = ", ".join(repr(value) for value in unknown) or "none"
+        raise ValueError(
+            f"unknown status {shown}; use one or more of {', '.join(_api.STATUSES)}"
+        )
+    return wanted
+
+
 def _list_filters(
     name: str | None,
     exact_name: str | None,
@@ -583,10 +670,6 @@ def _list_filters(
 ) -> dict[str, Any]:
     if name is not None and exact_name is not None:
         raise ValueError("give name=... (part of a name) or exact_name=..., not both")
-    if status is not None and status not in _api.STATUSES:
-        raise ValueError(
-            f"unknown status {status!r}; use one of {', '.join(_api.STATUSES)}"
-        )
     if instance_id is not None and not _api.is_instance_id(instance_id):
         raise ValueError(f"{instance_id!r} is not an instance id (a UUID)")
     filters: dict[str, Any] = {

@@ -96,6 +96,14 @@ class AuthError(APIError):
     Check the AK/SK pair and the project id, or get a new token.
     """
 
+    def _line(self) -> str:
+        hint = (
+            "the tenant is frozen or lacks the permission"
+            if self.status_code == 403
+            else "check the AK/SK pair (or the token) and the project id"
+        )
+        return f"{super()._line()}; {hint}"
+
 
 class NotFoundError(APIError):
     """404: the instance does not exist, or no longer exists."""

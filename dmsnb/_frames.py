@@ -41,6 +41,46 @@ BOOLEAN_FIELDS: tuple[str, ...] = (
     "new_spec_billing_enable",
 )
 
+# The documented fields of an instance besides the leading ones: a frame
+# with no rows still has them, so code written for a fleet runs on none.
+DOCUMENTED_FIELDS: tuple[str, ...] = (
+    "engine",
+    "type",
+    "port",
+    "connect_address",
+    "resource_spec_code",
+    "charging_mode",
+    "vpc_id",
+    "vpc_name",
+    "product_id",
+    "security_group_id",
+    "security_group_name",
+    "subnet_id",
+    "available_zones",
+    "user_id",
+    "user_name",
+    "access_user",
+    "maintain_begin",
+    "maintain_end",
+    "storage_space",
+    "total_storage_space",
+    "used_storage_space",
+    "partition_num",
+    "enable_publicip",
+    "ssl_enable",
+    "storage_resource_id",
+    "storage_spec_code",
+    "service_type",
+    "storage_type",
+    "enterprise_project_id",
+    "retention_policy",
+    "kafka_public_status",
+    "public_bandwidth",
+    "disk_encrypted",
+    "cross_vpc_info",
+    "tags",
+)
+
 RESULT_COLUMNS: tuple[str, ...] = (
     "instance_id",
     "action",
@@ -88,8 +128,13 @@ def instances_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     specification, created_at``; the rest follow in the order first seen.
     The input is never changed.
     """
-    rows = [dict(record) for record in records]
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    # pandas copies the values into its own arrays and leaves the records be.
+    rows = [r if isinstance(r, dict) else dict(r) for r in records]
+    if rows:
+        frame = pd.DataFrame.from_records(rows)
+    else:
+        columns = [*LEADING_COLUMNS, *DOCUMENTED_FIELDS]
+        frame = pd.DataFrame({c: pd.Series([], dtype="object") for c in columns})
     for column in LEADING_COLUMNS:
         if column not in frame.columns:
             frame[column] = pd.Series([None] * len(frame), dtype="object")
@@ -123,6 +168,10 @@ def _nullable_int(values: pd.Series) -> pd.Series:
 
 
 def _nullable_bool(values: pd.Series) -> pd.Series:
+    if values.dtype == bool:  # every value a real bool: nothing to read
+        flags: pd.Series = values.astype("boolean")
+        return flags
+
     def read(value: object) -> bool | None:
         if isinstance(value, bool):
             return value
@@ -182,12 +231,13 @@ def merge_results(instances: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
     base = instances.drop(
         columns=[c for c in result_columns if c in instances.columns]
     ).reset_index(drop=True)
-    merged = base.merge(
-        results, on="instance_id", how="left", sort=False, validate="many_to_one"
-    )
+    # One row per instance in results is checked above, so the merge keeps
+    # the rows of instances as they are.
+    merged = base.merge(results, on="instance_id", how="left", sort=False)
 
-    known = set(base["instance_id"].dropna())
-    extra = results[~results["instance_id"].isin(known)]
+    # A hash lookup; Series.isin on text columns goes value by value.
+    known = pd.Index(base["instance_id"].dropna()).unique()
+    extra = results[known.get_indexer(results["instance_id"]) < 0]
     if not extra.empty:
         merged = pd.concat([merged, extra], ignore_index=True)
     combined: pd.DataFrame = merged

@@ -39,9 +39,12 @@ def checked_instance_ids(selection: Iterable[str] | pd.DataFrame) -> list[str]:
     seen: set[str] = set()
     twice: list[str] = []
     for value in ids:
-        if value in seen and value not in twice:
-            twice.append(value)
-        seen.add(value)
+        key = str(value).lower()
+        if key in seen and key not in twice:
+            twice.append(key)
+        seen.add(key)
     if twice:
         raise ValueError(f"instance ids given more than once: {', '.join(twice)}")
-    return [str(value) for value in ids]
+    # The service's ids are lowercase; an id typed or pasted in capitals is
+    # the same instance.
+    return [str(value).lower() for value in ids]

@@ -41,7 +41,7 @@ import pandas as pd
 
 from . import _api
 from ._audit import AuditTrail, who
-from ._errors import APIError, DMSError, NotFoundError
+from ._errors import APIError, AuthError, DMSError, NotFoundError, TransportError
 from ._frames import results_frame
 from ._plan import Plan
 
@@ -153,6 +153,10 @@ class Run:
 
     # -- public face ---------------------------------------------------------
 
+    def __repr__(self) -> str:
+        state = "finished" if self.finished.is_set() else "not finished"
+        return f"<dmsnb.Run {self.run_id} {state}: {self.summary()}>"
+
     @property
     def results(self) -> pd.DataFrame:
         """The results frame now: one row per planned instance."""
@@ -221,11 +225,18 @@ class Run:
                 self.plan.executed_at = datetime.now(timezone.utc)
         self.started_at = time.monotonic()
         self._audit("run", **self._run_record())
+        for item in self._instances.values():
+            if item.state == "done":
+                self._audit_settled(item)
         try:
             self._execute()
         except BaseException as error:
             self.error = error
-            self._finish_all(f"interrupted ({type(error).__name__})")
+            if isinstance(error, PlanError):
+                for item in self._pending():
+                    self._settle(item, "skipped", f"not sent: {error}")
+            else:
+                self._finish_all(f"interrupted ({type(error).__name__})")
             self._audit_end(interrupted=True, note=f"{type(error).__name__}: {error}")
             self.finished.set()
             raise
@@ -346,6 +357,9 @@ class Run:
             item.state = "unconfirmed"
             item.accepted_at = now
             item.why_unconfirmed = _why_unconfirmed(answer.error)
+            cause = answer.error.__cause__ if answer.error else None
+            if isinstance(cause, APIError):
+                item.row["error_code"] = cause.error_code
             item.row["reason"] = f"{item.why_unconfirmed}; reading statuses"
 
     def _reconcile(self, lost: list[_Instance]) -> None:
@@ -482,39 +496,62 @@ class Run:
                         statuses[instance_id] = status
         return statuses
 
-    def _show_status(self, instance_id: str) -> str | None:
+    def _show_status(self, instance_id: str, strict: bool = False) -> str | None:
         try:
             return str(self.client.instance(instance_id).get("status"))
         except NotFoundError:
             return GONE
         except DMSError as error:
+            if strict:
+                raise
             logger.warning("could not read %s this round: %s", instance_id, error)
             return None
 
     def _check_unchanged(self) -> None:
-        """Refuse a plan whose instances changed status since it was made."""
+        """Refuse a plan whose instances changed since it was made.
+
+        Reads the whole list (and asks by id for planned instances missing
+        from it). For the all-failure call, which lets the service pick the
+        instances, the failed creations must still be exactly the planned
+        ones. A read that fails refuses the run too: nothing is sent blind.
+        """
         planned = {
             item.instance_id: item.row["status_before"] for item in self._pending()
         }
         if not planned:
             return
-        current = self._read_statuses(list(planned))
+        try:
+            listed = {
+                str(record.get("instance_id")): str(record.get("status"))
+                for record in self.client._list_all({"include_failure": True})
+            }
+            current: dict[str, str | None] = {
+                i: listed[i] for i in planned if i in listed
+            }
+            for instance_id in planned:
+                if instance_id not in current:
+                    current[instance_id] = self._show_status(instance_id, strict=True)
+        except DMSError as error:
+            note = f"could not read the statuses before acting: {error}"
+            self._audit("refused", note=note)
+            raise PlanError(f"{note}. Nothing was sent; {hint_for(error)}") from error
+
         changed = []
         for instance_id, before in planned.items():
-            now = current.get(instance_id)
-            if now == GONE:
-                changed.append(f"{instance_id} ({before} -> gone)")
-            elif now is not None and now != before:
-                changed.append(f"{instance_id} ({before} -> {now})")
-        unread = [i for i in planned if i not in current]
-        if changed or unread:
-            parts = []
-            if changed:
-                parts.append("changed since the plan: " + ", ".join(changed[:10]))
-            if unread:
-                parts.append("could not be read: " + ", ".join(unread[:10]))
-            self._audit("refused", note="; ".join(parts))
-            raise PlanError("; ".join(parts) + ". Nothing was sent; make a new plan.")
+            now = current[instance_id]
+            if now != before:
+                after = "gone" if now == GONE else now
+                changed.append(f"{instance_id} ({before} -> {after})")
+        if self.plan.use_all_failure:
+            failed_now = {i for i, status in listed.items() if status == "CREATEFAILED"}
+            for instance_id in sorted(failed_now - set(planned)):
+                changed.append(f"{instance_id} (a new failed creation)")
+        if changed:
+            note = "changed since the plan: " + ", ".join(changed[:10])
+            if len(changed) > 10:
+                note += f" and {len(changed) - 10} more"
+            self._audit("refused", note=note)
+            raise PlanError(f"{note}. Nothing was sent; make a new plan.")
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -583,13 +620,16 @@ class Run:
             if requested is not None:
                 duration = (settled_at - requested).total_seconds()
                 item.row["duration_s"] = round(duration, 3)
+        self._audit_settled(item)
+
+    def _audit_settled(self, item: _Instance) -> None:
         self._audit(
             "settled",
             action=self.plan.action,
             wave=item.row["wave"],
             instance_id=item.instance_id,
-            result=result,
-            reason=reason,
+            result=item.row["result"],
+            reason=item.row["reason"],
             status_after=item.row["status_after"],
         )
 
@@ -697,6 +737,15 @@ def _check_run_settings(
                 f"confirm={confirm!r} does not match the plan, which deletes "
                 f"{plan.count} instance(s); nothing was sent"
             )
+
+
+def hint_for(error: DMSError) -> str:
+    """What the user can do about an error that stopped a run."""
+    if isinstance(error, AuthError):
+        return "check the credentials (the AK/SK pair or the token) and the project id"
+    if isinstance(error, TransportError):
+        return "check the endpoint and the network, then make a new plan"
+    return "make a new plan and try again"
 
 
 def _why_unconfirmed(error: DMSError | None) -> str:

@@ -137,6 +137,32 @@ def test_filters_are_sent(
     assert "include_failure" in params or not filters.get("include_failed")
 
 
+@pytest.mark.parametrize(
+    ("status", "sent", "kept"),
+    [
+        ("running", {"status": "RUNNING"}, 3),
+        (" Error ", {"status": "ERROR"}, 3),
+        ("CREATEFAILED", {"status": "CREATEFAILED", "include_failure": "true"}, 3),
+        (["RUNNING", "ERROR"], {}, 2),
+    ],
+)
+def test_status_filters(
+    mock_client: MockFactory, status: Any, sent: dict[str, str], kept: int
+) -> None:
+    records = fleet_records(3)
+    records[2]["status"] = "DELETING"
+    records[1]["status"] = "ERROR"
+    client, requests = mock_client(list_handler(records))
+    frame = client.instances(status=status)
+    params = dict(requests[0].url.params)
+    for key, value in sent.items():
+        assert params[key] == value
+    if not sent:
+        assert "status" not in params
+    # the mock ignores the status filter; several statuses are filtered here
+    assert len(frame) == kept
+
+
 def test_v1_uses_v1_paths_and_names(mock_client: MockFactory) -> None:
     client, sent = mock_client(list_handler([]), api_version="v1")
     client.instances(exact_name="x", include_failed=True)
@@ -148,8 +174,10 @@ def test_v1_uses_v1_paths_and_names(mock_client: MockFactory) -> None:
 @pytest.mark.parametrize(
     ("filters", "message"),
     [
-        ({"status": "running"}, "unknown status 'running'"),
+        ({"status": "runing"}, "unknown status 'runing'"),
         ({"status": "BROKEN"}, "RUNNING"),
+        ({"status": ["RUNNING", "BROKEN"]}, "unknown status 'BROKEN'"),
+        ({"status": []}, "unknown status none"),
         ({"name": "a", "exact_name": "b"}, "not both"),
         ({"instance_id": "nope"}, "'nope' is not an instance id"),
     ],
@@ -342,13 +370,13 @@ def test_delete_failed_204_is_success_without_per_instance_answers(
     client, sent = mock_client(
         fake_service(lambda request: httpx.Response(204), failed)
     )
-    results = client.delete_failed(track=False)
+    results = client.delete_failed(confirm=2, track=False)
     assert json.loads(posts(sent)[0].content) == fixture_json(
         "docs/v2-delete-all-failed-request.json"
     )
     assert list(results["instance_id"]) == ids
     assert set(results["result"]) == {"success"}
-    assert "without naming instances" in results.attrs["summary"]
+    assert "without naming them (HTTP 204)" in results.attrs["summary"]
     listing = next(r for r in sent if r.method == "GET")
     assert listing.url.params["include_failure"] == "true"
 
@@ -358,7 +386,7 @@ def test_delete_failed_v1_body(mock_client: MockFactory) -> None:
     client, sent = mock_client(
         fake_service(lambda request: httpx.Response(204), failed), api_version="v1"
     )
-    client.delete_failed(track=False)
+    client.delete_failed(confirm=1, track=False)
     assert posts(sent)[0].url.path == f"/v1.0/{PROJECT_ID}/instances/action"
     assert json.loads(posts(sent)[0].content) == fixture_json(
         "docs/v1-delete-all-failed-request.json"
@@ -509,13 +537,22 @@ def test_repr_is_offline_and_secret_free(mock_client: MockFactory) -> None:
     assert SK not in repr(client.credentials)
 
 
-def test_repr_says_simulator_for_loopback() -> None:
-    client = dmsnb.Client(
-        "http://127.0.0.1:9", project_id=PROJECT_ID, token="tok-secret"
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://127.0.0.1:9", "https://localhost:8443", "https://[::1]:8443"],
+)
+def test_only_an_explicit_flag_says_simulator(endpoint: str) -> None:
+    # A loopback endpoint can be a tunnel to the real service.
+    plain = dmsnb.Client(endpoint, project_id=PROJECT_ID, token="tok-secret")
+    flagged = dmsnb.Client(
+        endpoint, project_id=PROJECT_ID, token="tok-secret", simulator=True
     )
-    assert "SIMULATOR" in repr(client)
-    assert "tok-secret" not in repr(client)
-    client.close()
+    assert "SIMULATOR" not in repr(plain)
+    assert not plain.is_simulator
+    assert "SIMULATOR" in repr(flagged)
+    assert "tok-secret" not in repr(plain) + repr(flagged)
+    plain.close()
+    flagged.close()
 
 
 def test_no_secret_in_logs_errors_or_the_audit_trail(

@@ -72,7 +72,7 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
         lambda c, ids: c.restart(ids, wave_size=3, stop_on_failure=False),
     ),
     "delete": ("delete", lambda c, ids: c.delete(ids, confirm=len(ids))),
-    "delete_failed": ("delete", lambda c, ids: c.delete_failed()),
+    "delete_failed": ("delete", lambda c, ids: c.delete_failed(confirm=len(ids))),
 }
 
 

@@ -196,7 +196,10 @@ def test_delete_failed_follows_each_listed_failed_creation(
         client.instances(status="CREATEFAILED", include_failed=True)["instance_id"]
     )
     assert len(failed) == 3
-    results = client.delete_failed()
+    with pytest.raises(PlanError, match="pass confirm=3"):
+        client.delete_failed()
+    assert acted(sim, "delete") == Counter()
+    results = client.delete_failed(confirm=3)
     assert sorted(results["instance_id"]) == sorted(failed)
     assert set(results["result"]) == {"success"}
     assert len(client.instances(status="CREATEFAILED", include_failed=True)) == 0
