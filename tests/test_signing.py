@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 import pytest
@@ -154,3 +155,28 @@ def test_auth_repr_has_no_secret(auth: httpx.Auth) -> None:
 )
 def test_parse_authorization_rejects_other_forms(value: str) -> None:
     assert parse_authorization(value) is None
+
+
+def test_requests_the_client_sends_verify_with_the_official_signer(
+    mock_client: Any,
+) -> None:
+    from .conftest import fake_service, running
+
+    ids = ["8354dde6-8229-4ff4-844d-ab7121be9745"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        results = [{"instance": i, "result": "success"} for i in ids]
+        return httpx.Response(200, json={"results": results})
+
+    client, sent = mock_client(fake_service(answer, running(ids)))
+    client.instances(name="kafka orders", include_failed=True)
+    client.instance(ids[0])
+    client.restart(ids, track=False)
+
+    assert {r.method for r in sent} == {"GET", "POST"}
+    for request in sent:
+        fields = parse_authorization(request.headers["Authorization"])
+        assert fields is not None
+        signed = fields["SignedHeaders"].split(";")
+        assert "x-project-id" in signed
+        assert _sdk_authorization(request, signed) == request.headers["Authorization"]
