@@ -29,9 +29,12 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    from ._lazy import pd
 
 DEFAULT_AUDIT_PATH = "dmsnb.audit.jsonl"
 

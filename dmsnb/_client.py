@@ -15,10 +15,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    from ._lazy import pd
 
 from . import _api
 from ._audit import DEFAULT_AUDIT_PATH, AuditTrail

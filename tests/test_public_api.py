@@ -51,11 +51,12 @@ def test_every_error_derives_from_the_root() -> None:
             assert issubclass(value, dmsnb.DMSError), name
 
 
-def test_import_does_not_load_the_widget_stack() -> None:
+def test_import_does_not_load_the_widget_stack_or_pandas() -> None:
+    # pandas loads on first use (dmsnb._lazy), so `import dmsnb` stays quick.
     code = (
         "import sys, dmsnb; c = dmsnb.Client; "
         "bad = [m for m in ('ipywidgets', 'itables', 'anywidget', 'IPython', "
-        "'matplotlib') if m in sys.modules]; print(','.join(bad))"
+        "'matplotlib', 'pandas') if m in sys.modules]; print(','.join(bad))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
