@@ -225,7 +225,10 @@ def merge_results(instances: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
             raise ValueError(f"{name} has no 'instance_id' column to merge on")
     repeated = results["instance_id"][results["instance_id"].duplicated()]
     if not repeated.empty:
-        ids = ", ".join(sorted(set(map(str, repeated))))
+        twice = sorted(set(map(str, repeated)))
+        ids = ", ".join(twice[:10]) + (
+            f" and {len(twice) - 10} more" if len(twice) > 10 else ""
+        )
         raise ValueError(
             f"results has more than one row for {ids}; merge one batch at a time"
         )

@@ -7,7 +7,6 @@ a consistent state by concurrent requests.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import itertools
 import json
@@ -176,6 +175,11 @@ class Fleet:
         self._queue: list[tuple[float, int, str, int]] = []
         self._sequence = itertools.count()
         self._log: list[ActionRecord] = []
+        # The filtered listing is kept until something a list shows changes:
+        # a status, an instance gone, a DELETING instance leaving the list.
+        self._version = 0
+        self._hides: list[float] = []
+        self._listings: dict[tuple[InstanceFilter, int], list[_Instance]] = {}
         records = generate_records(
             instances,
             seed,
@@ -205,16 +209,16 @@ class Fleet:
         """One page of the filtered, listed instances and the filtered total."""
         with self._lock:
             now = self._advance()
-            matching = [inst for inst in self._listed(now) if _matches(inst, filters)]
+            matching = self._matching(filters, now)
             chosen = matching[offset : offset + limit]
-            return [copy.deepcopy(inst.record) for inst in chosen], len(matching)
+            return [_copied(inst.record) for inst in chosen], len(matching)
 
     def show(self, instance_id: str) -> dict[str, Any] | None:
         """The full record of one instance, or None when it does not exist."""
         with self._lock:
             self._advance()
             inst = self._instances.get(instance_id)
-            return copy.deepcopy(inst.record) if inst else None
+            return _copied(inst.record) if inst else None
 
     def status(self, instance_id: str) -> str | None:
         """The status of one instance, or None when it does not exist."""
@@ -321,6 +325,7 @@ class Fleet:
             inst.steps = []
             inst.deleting_since = None
             inst.record["status"] = status
+            self._version += 1
 
     # -- internals (the lock is held) --------------------------------------
 
@@ -333,6 +338,7 @@ class Fleet:
             if inst is None or inst.generation != generation or not inst.steps:
                 continue
             _, status = inst.steps.pop(0)
+            self._version += 1
             if status == _GONE:
                 del self._instances[iid]
                 continue
@@ -405,6 +411,7 @@ class Fleet:
         to_bin = self.timings.recycle_bin and not force and before != RECYCLE
         inst.record["status"] = DELETING
         inst.deleting_since = now
+        heapq.heappush(self._hides, now + self.timings.list_hides_deleting_after)
         outcome = self.outcomes.outcome("delete", inst.record["instance_id"])
         took = self.timings.delete_seconds
         end = RECYCLE if to_bin else _GONE
@@ -418,6 +425,31 @@ class Fleet:
 
     def _record(self, now: float, action: str, iid: str, before: str, via: str) -> None:
         self._log.append(ActionRecord(now, action, iid, before, via))
+        self._version += 1
+
+    def _matching(self, filters: InstanceFilter, now: float) -> list[_Instance]:
+        """The listed instances that match ``filters``, in listing order."""
+        while self._hides and self._hides[0] <= now:
+            heapq.heappop(self._hides)
+            self._version += 1
+        key = (filters, self._version)
+        matching = self._listings.get(key)
+        if matching is None:
+            if len(self._listings) >= 8:
+                self._listings.clear()
+            matching = [inst for inst in self._listed(now) if _matches(inst, filters)]
+            self._listings[key] = matching
+        return matching
+
+
+def _copied(value: Any) -> Any:
+    """A copy of a record down to its last list and dict (``deepcopy`` is
+    several times slower for these plain JSON values)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 def _listing_order(record: dict[str, Any]) -> tuple[int, str]:
