@@ -11,13 +11,9 @@ folder; the notebook in the repository is never rewritten.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
@@ -25,35 +21,17 @@ from nbclient import NotebookClient
 
 from dmsnb.simulator import derived_keys
 
+from .notebook_kernel import NOTEBOOKS, notebook_kernel, output_text, outputs
+
 pytestmark = pytest.mark.notebook
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = REPO / "notebooks"
-KERNEL_NAME = "dmsnb-tests"
 CELL_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
 def kernel_name(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    jupyter_path = tmp_path_factory.mktemp("jupyter")
-    spec_dir = jupyter_path / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "dmsnb tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-
-    python_path = os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUPYTER_PATH", str(jupyter_path))
-        patch.setenv("PYTHONPATH", python_path)
-        # A headless kernel draws with the inline backend, whatever the user set.
-        patch.delenv("MPLBACKEND", raising=False)
-        yield KERNEL_NAME
+    with notebook_kernel(tmp_path_factory.mktemp("jupyter")) as name:
+        yield name
 
 
 def execute(name: str, kernel_name: str, out_dir: Path) -> nbformat.NotebookNode:
@@ -75,26 +53,6 @@ def quickstart(
     kernel_name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> nbformat.NotebookNode:
     return execute("quickstart.ipynb", kernel_name, tmp_path_factory.mktemp("run"))
-
-
-def outputs(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
-    return [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-    ]
-
-
-def output_text(notebook: nbformat.NotebookNode) -> str:
-    """The text a reader sees: streams and the text/plain of every result."""
-    parts = []
-    for output in outputs(notebook):
-        if output["output_type"] == "stream":
-            parts.append(output["text"])
-        elif "data" in output:
-            parts.append(str(output["data"].get("text/plain", "")))
-    return "\n".join(parts)
 
 
 def simulator_seed(notebook: nbformat.NotebookNode) -> int:
