@@ -26,6 +26,7 @@ STATUSES: tuple[str, ...] = (
     "RUNNING",
     "RESTARTING",
     "STARTING",
+    "STOPPING",
     "ERROR",
     "EXTENDING",
     "EXTENDEDFAILED",

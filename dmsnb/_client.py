@@ -430,11 +430,7 @@ class Client:
             return results
         results = self.execute(plan, confirm=confirm, **options)
         if plan.use_all_failure and not options.get("dry_run"):
-            results.attrs["summary"] += (
-                "; the service deleted its failed creations without naming "
-                f"them (HTTP 204): dmsnb followed the {plan.count} it had listed "
-                "and checked just before sending"
-            )
+            results.attrs["summary"] += all_failure_note(plan.count)
         return results
 
     def batch_action(
@@ -644,6 +640,15 @@ def _auth_for(credentials: Credentials) -> httpx.Auth:
         credentials.secret_key,
         credentials.project_id,
         credentials.security_token,
+    )
+
+
+def all_failure_note(count: int) -> str:
+    """What a summary adds after the service's delete-all-failed call."""
+    return (
+        "; the service deleted its failed creations without naming them "
+        f"(HTTP 204): dmsnb followed the {count} it had listed and checked "
+        "just before sending"
     )
 
 

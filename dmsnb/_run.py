@@ -738,7 +738,8 @@ def _check_run_settings(
         ):
             raise PlanError(
                 f"confirm={confirm!r} does not match the plan, which deletes "
-                f"{plan.count} instance(s); nothing was sent"
+                f"{plan.count} instance(s); nothing was sent (if that is right, "
+                f"pass confirm={plan.count})"
             )
 
 

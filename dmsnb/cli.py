@@ -41,7 +41,7 @@ import pandas as pd
 
 from . import _api
 from ._audit import DEFAULT_AUDIT_PATH
-from ._client import Client
+from ._client import Client, all_failure_note
 from ._errors import ConfigError, DMSError
 from ._frames import merge_results
 from ._ids import checked_instance_ids
@@ -455,7 +455,8 @@ def check_confirmation(plan: Plan, confirm: int | None, *, dry_run: bool) -> Non
     if confirm != plan.count:
         raise ParameterError(
             f"the confirmation count {confirm} does not match the plan, which "
-            f"deletes {plan.count} instance(s){why}; nothing was sent"
+            f"deletes {plan.count} instance(s){why}; nothing was sent (if the "
+            f"plan is right, confirm with {plan.count})"
         )
 
 
@@ -1403,10 +1404,7 @@ def _report(
 
     summary = str(results.attrs.get("summary", ""))
     if plan.use_all_failure and not args.dry_run:
-        summary += (
-            "; the service's all-failure call names no instances: dmsnb followed "
-            f"the {plan.count} it had listed"
-        )
+        summary += all_failure_note(plan.count)
     print(("\n" if human else "") + summary, file=notes)
     if args.dry_run:
         verb = "restart" if plan.action == "restart" else "delete"
@@ -1428,6 +1426,15 @@ def _report(
         for row in bad.to_dict("records"):
             line = f"  {row['result']} {row['instance_id']} {row['name'] or '-'}"
             print(f"{line}: {row['reason']}", file=notes)
+        return EXIT_FAILED
+    # An id the user named that is in no instance of the project was never
+    # acted on: a script must not read that as success.
+    reasons = named["reason"].fillna("")
+    unknown_ids = named[reasons.str.startswith("not in the fleet")]
+    if len(unknown_ids):
+        print(f"{len(unknown_ids)} named id(s) are not in the fleet:", file=notes)
+        for instance_id in unknown_ids["instance_id"]:
+            print(f"  {instance_id}", file=notes)
         return EXIT_FAILED
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 

@@ -245,6 +245,21 @@ def test_delete_reads_the_ids_from_standard_input(
     assert [r.instance_id for r in sim.action_log] == [other]
 
 
+def test_a_named_id_not_in_the_fleet_fails_the_command(
+    dmsnb_command: Any, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, other = prod_and_other(sim)
+    typo = "00000000-0000-4000-8000-000000000000"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{other}\n{typo}\n"))
+
+    ran = dmsnb_command("delete", *on(sim), "--ids-file", "-", "--confirm", "1", *FAST)
+
+    assert ran.status == 1
+    assert [r.instance_id for r in sim.action_log] == [other]
+    assert "1 named id(s) are not in the fleet" in ran.out + ran.err
+    assert typo in ran.out + ran.err
+
+
 def test_delete_failed_uses_the_all_failure_call_and_follows_each(
     dmsnb_command: Any, sim: Simulator
 ) -> None:
