@@ -180,6 +180,12 @@ class Run:
 
     def summary(self) -> str:
         counts = self.counts()
+        if self.dry_run:
+            # Every row of a dry run is "skipped"; say which ones the real
+            # run would act on and which the plan itself skips.
+            would = self.plan.count if counts["pending"] == 0 else 0
+            counts = {"would be acted on": would, **counts}
+            counts["skipped"] -= would
         parts = [f"{counts[k]} {k}" for k in counts if counts[k]]
         mode = " (dry run)" if self.dry_run else ""
         return f"{self.plan.action}{mode}: {len(self._instances)} instance(s), " + (

@@ -1099,7 +1099,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulator":
         from .simulator.__main__ import main as simulator_main
 
-        return simulator_main(rest)
+        return simulator_main(rest, prog="dmsnb simulator")
     if rest:
         _error(args.command, f"unrecognized arguments: {' '.join(rest)}")
         return EXIT_USAGE

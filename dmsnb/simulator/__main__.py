@@ -107,6 +107,18 @@ def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(fault_flag(name), **options)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"port {port} is out of range; give 0 (any free port) to 65535"
+        )
+    return port
+
+
 def build_parser(prog: str = "python -m dmsnb.simulator") -> argparse.ArgumentParser:
     """The command line of the simulator (reused by ``dmsnb simulator``)."""
     defaults = Timings()
@@ -121,7 +133,7 @@ def build_parser(prog: str = "python -m dmsnb.simulator") -> argparse.ArgumentPa
         default=LOOPBACK,
         help="loopback only (default %(default)s)",
     )
-    add("--port", type=int, default=0, help="0 picks a free port (default)")
+    add("--port", type=_port, default=0, help="0 picks a free port (default)")
     add("--ak", help="access key to accept (default: derived from the seed)")
     add("--sk", help="secret key to accept (default: derived from the seed)")
     add("--project-id", help="project id to serve (default: derived from the seed)")
@@ -215,9 +227,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Serve until SIGINT or SIGTERM; return the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser(prog) if prog else build_parser()
+    args = parser.parse_args(argv)
     try:
         sim = simulator_from_args(args)
     except ValueError as error:
