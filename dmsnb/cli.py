@@ -971,7 +971,12 @@ def _target_options() -> argparse.ArgumentParser:
         action="store_true",
         help="work on a fresh embedded simulator (nothing leaves this machine)",
     )
-    add("--instances", type=int, metavar="N", help="simulator fleet size (24)")
+    add(
+        "--instances",
+        type=int,
+        metavar="N",
+        help="simulator fleet size (24; for 'run', the runbook's own default, 30)",
+    )
     add("--seed", type=int, metavar="N", help="simulator fleet seed (7)")
     add("--restart-seconds", type=float, metavar="S", help="simulated restart (1 s)")
     add("--delete-seconds", type=float, metavar="S", help="simulated delete (1 s)")
