@@ -270,6 +270,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+            if not args.sk:
+                print(
+                    "dmsnb simulator: the secret key is derived from the seed: "
+                    f"dmsnb.simulator.derived_keys({args.seed}).sk in Python, "
+                    "or pass --sk to choose one",
+                    file=sys.stderr,
+                    flush=True,
+                )
             while not stop.wait(0.5):
                 pass
         finally:
