@@ -50,8 +50,10 @@ class AuditTrail:
     def __repr__(self) -> str:
         return f"<AuditTrail {self.path}>"
 
-    def new_run_id(self) -> str:
-        return uuid.uuid4().hex[:16]
+    @staticmethod
+    def new_run_id() -> str:
+        """A fresh id for a run (or a report) on this trail."""
+        return new_run_id()
 
     def write(self, kind: str, run_id: str, **fields: Any) -> None:
         """Append one record and force it to disk before returning."""
@@ -70,6 +72,11 @@ class AuditTrail:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+def new_run_id() -> str:
+    """16 hex characters: unique enough to tell runs of one trail apart."""
+    return uuid.uuid4().hex[:16]
 
 
 def who() -> dict[str, Any]:

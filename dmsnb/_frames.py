@@ -248,16 +248,3 @@ def merge_results(instances: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
         merged = pd.concat([merged, extra], ignore_index=True)
     combined: pd.DataFrame = merged
     return combined
-
-
-def summarise(action: str, results: pd.DataFrame) -> str:
-    """One line such as ``restart: 5 instance(s), 4 success, 1 failed``."""
-    counts = results["result"].value_counts()
-    parts = [
-        f"{counts[name]} {name}"
-        for name in ("success", "failed", "skipped", "unknown")
-        if name in counts
-    ]
-    return f"{action}: {len(results)} instance(s), " + (
-        ", ".join(parts) or "no results"
-    )

@@ -43,7 +43,7 @@ else:
     from ._lazy import pd
 
 from . import _api
-from ._audit import AuditTrail, who
+from ._audit import AuditTrail, new_run_id, who
 from ._errors import APIError, AuthError, DMSError, NotFoundError, TransportError
 from ._frames import results_frame
 from ._plan import Plan
@@ -145,7 +145,7 @@ class Run:
         self.tracking = tracking or Tracking()
         self.audit = audit
         self.on_progress = on_progress
-        self.run_id = audit.new_run_id() if audit else _local_run_id()
+        self.run_id = new_run_id()
         self.started_at: float | None = None
         self.finished = threading.Event()
         self.error: BaseException | None = None
@@ -769,9 +769,3 @@ def _why_unconfirmed(error: DMSError | None) -> str:
     if cause is not None:
         return f"its answer was lost ({type(cause).__name__})"
     return "its answer was lost"
-
-
-def _local_run_id() -> str:
-    import uuid
-
-    return uuid.uuid4().hex[:16]
